@@ -1,0 +1,1 @@
+//! Procedural macros for `spectator`; use them through the `spectator` crate's re-exports.
