@@ -258,6 +258,12 @@ impl Parse for Declarations {
             let ty: Path = input.parse()?;
             let eq: Token![=] = input.parse()?;
             let args = parse_list(input, End::Semi)?;
+            if input.is_empty() {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("missing `;` at the end of the declaration of `{ident}`"),
+                ));
+            }
             input.parse::<Token![;]>()?;
             out.push(Declaration {
                 attrs,

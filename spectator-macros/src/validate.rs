@@ -168,12 +168,17 @@ pub fn check(args: &MeterArgs, rules: &Rules, missing_name_span: Span) -> syn::R
             seen.insert(key, span);
         }
         if let Some(why) = reserved(key) {
+            let rest = key
+                .strip_prefix("nf.")
+                .or_else(|| key.strip_prefix("atlas."))
+                .filter(|r| r.len() >= KEY_MIN);
+            let suggestion = match rest {
+                Some(rest) => format!("`{}`", sanitize(rest)),
+                None => format!("`my_{}`", sanitize(key)),
+            };
             errors.push(
                 span,
-                format!(
-                    "tag key `{key}` {why}; rename the tag, e.g. `my_{}`",
-                    sanitize(key)
-                ),
+                format!("tag key `{key}` {why}; rename the tag, e.g. {suggestion}"),
             );
         } else if let Some((_, why)) = rules.taken.iter().find(|(k, _)| *k == key) {
             errors.push(

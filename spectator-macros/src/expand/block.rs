@@ -1,7 +1,7 @@
 //! `time!("name", k = "v", { block })`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::quote_spanned;
 use syn::spanned::Spanned;
 
 use super::{krate, site_init};
@@ -45,12 +45,14 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
     let krate = krate();
     let site = quote::format_ident!("__SPECTATOR_SITE", span = Span::mixed_site());
     let guard = quote::format_ident!("__spectator_guard", span = Span::mixed_site());
-    let tail = quote!(#block);
+    // The statements are spliced in (rather than the block) so that `{ x }` does not trip
+    // `unused_braces`; the guard's name is hygienic, so user bindings cannot clash with it.
+    let stmts = &block.stmts;
     Ok(quote_spanned! {block.span()=>
         {
             static #site: #ty = #init;
             let #guard = #krate::__private::Guard::plain(&#site);
-            #tail
+            #(#stmts)*
         }
     })
 }

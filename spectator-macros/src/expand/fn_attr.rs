@@ -236,7 +236,14 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
                 {
                     #static_decl
                     let mut #guard = #p::Guard::tagged(&#site);
-                    let #ret = #p::future::<#out, _>(async move #block).await;
+                    // The annotated `let` gives the body its expected type, so that type
+                    // errors point into the body and `?` knows what to convert into.
+                    #[allow(unreachable_code)]
+                    let #ret = #p::future::<#out, _>(async move {
+                        let #ret: #out = #block;
+                        #ret
+                    })
+                    .await;
                     #finish
                     #ret
                 }
