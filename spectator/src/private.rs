@@ -81,7 +81,6 @@ impl Outcome {
 /// `result=success|failure|cancelled`, each resolved only when that outcome first happens.
 /// Tag values have `::` replaced by `.`, so that `module_path!()` gives a valid Atlas value.
 ///
-/// A `Site` dereferences to its untagged meter, which is how `metrics!` statics work.
 pub struct Site<M> {
     name: &'static str,
     tags: &'static [(&'static str, &'static str)],
@@ -171,12 +170,34 @@ impl<M: SiteMeter> Site<M> {
     }
 }
 
-impl<M: SiteMeter> std::ops::Deref for Site<M> {
+/// A `static` declared by `metrics!`: a [`Site`] that dereferences to its meter.
+///
+/// It has no methods of its own (only associated functions), so that every method call on the
+/// static reaches the meter through `Deref`.
+pub struct StaticMeter<M>(Site<M>);
+
+impl<M> StaticMeter<M> {
+    /// A meter resolved against `spectator::global()` on first use.
+    pub const fn new(name: &'static str, tags: &'static [(&'static str, &'static str)]) -> Self {
+        StaticMeter(Site::new(name, tags))
+    }
+}
+
+impl<M: SiteMeter> std::ops::Deref for StaticMeter<M> {
     type Target = M;
 
     #[inline]
     fn deref(&self) -> &M {
-        self.get()
+        self.0.get()
+    }
+}
+
+impl<M> fmt::Debug for StaticMeter<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticMeter")
+            .field("name", &self.0.name)
+            .field("tags", &self.0.tags)
+            .finish_non_exhaustive()
     }
 }
 

@@ -41,7 +41,7 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
     } else {
         "Timer"
     };
-    let (ty, init) = site_init(meter, name, &args, &[], name.span());
+    let (ty, init) = site_init("Site", meter, name, &args, &[], name.span());
     let krate = krate();
     let site = quote::format_ident!("__SPECTATOR_SITE", span = Span::mixed_site());
     let guard = quote::format_ident!("__spectator_guard", span = Span::mixed_site());

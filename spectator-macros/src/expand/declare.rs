@@ -51,7 +51,7 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
         }
         let Some(name) = &d.args.name else { continue };
         let span = d.ty.span();
-        let (ty, init) = site_init(&meter, name, &d.args, &[], span);
+        let (ty, init) = site_init("StaticMeter", &meter, name, &d.args, &[], span);
         let attrs = &d.attrs;
         let vis = &d.vis;
         let ident = &d.ident;

@@ -191,7 +191,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             )
         }
     };
-    let (site_ty, site_init) = site_init(meter, &name, &args, &extra, sig.ident.span());
+    let (site_ty, site_init) = site_init("Site", meter, &name, &args, &extra, sig.ident.span());
 
     let krate = krate();
     let p = quote!(#krate::__private);

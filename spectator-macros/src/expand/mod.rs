@@ -27,9 +27,11 @@ pub const METER_TYPES: &[&str] = &[
     "PercentileDistributionSummary",
 ];
 
-/// `Site::new(name, &[(k, v), ...])` for a meter of type `meter` (e.g. `Timer`), with the
+/// The type and initialiser `holder::new(name, &[(k, v), ...])` of a call-site static
+/// (`holder` is `Site` or `StaticMeter`) for a meter of type `meter` (e.g. `Timer`), with the
 /// user's tags followed by `extra` (already tokenised values such as `module_path!()`).
 pub fn site_init(
+    holder: &str,
     meter: &str,
     name: &LitStr,
     args: &MeterArgs,
@@ -38,7 +40,8 @@ pub fn site_init(
 ) -> (TokenStream, TokenStream) {
     let krate = krate();
     let meter = syn::Ident::new(meter, span);
-    let ty = quote_spanned!(span=> #krate::__private::Site<#krate::#meter>);
+    let holder = syn::Ident::new(holder, Span::call_site());
+    let ty = quote_spanned!(span=> #krate::__private::#holder<#krate::#meter>);
     let mut pairs: Vec<TokenStream> = args
         .tags
         .iter()
@@ -51,6 +54,6 @@ pub fn site_init(
     for (k, v) in extra {
         pairs.push(quote!((#k, #v)));
     }
-    let init = quote_spanned!(name.span()=> #krate::__private::Site::new(#name, &[#(#pairs),*]));
+    let init = quote_spanned!(name.span()=> #krate::__private::#holder::new(#name, &[#(#pairs),*]));
     (ty, init)
 }
