@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::{
-    Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary,
-    PercentileTimer, Registry, Timer,
+    Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
+    Registry, Timer,
 };
 
 /// A meter type a call site can hold.
@@ -151,7 +151,11 @@ impl<M: SiteMeter> Site<M> {
     #[inline(never)]
     fn init(&self, index: usize, outcome: Option<Outcome>) -> &M {
         self.meters[index].get_or_init(|| {
-            let values: Vec<String> = self.tags.iter().map(|(_, v)| v.replace("::", ".")).collect();
+            let values: Vec<String> = self
+                .tags
+                .iter()
+                .map(|(_, v)| v.replace("::", "."))
+                .collect();
             let mut tags: Vec<(&str, &str)> = self
                 .tags
                 .iter()
@@ -379,6 +383,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // The borrow is what the expansions write: it is needless only for `Result`s.
+    #[allow(clippy::needless_borrow)]
     fn probes_pick_the_outcome() {
         let ok: Result<u8, ()> = Ok(1);
         let err: Result<u8, ()> = Err(());
