@@ -354,6 +354,32 @@ impl Worker {
     }
 }
 
+struct Named {
+    name: String,
+}
+
+impl Named {
+    #[timed("macros.receivers.borrowed")]
+    async fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[timed("macros.receivers.lifetime")]
+    async fn first<'a>(&'a self, other: &'a str) -> Result<&'a str, AppError> {
+        self.name.get(..1).or(other.get(..1)).ok_or(AppError)
+    }
+
+    #[counted("macros.receivers.boxed")]
+    fn boxed(self: Box<Self>) -> Result<String, AppError> {
+        Ok(self.name)
+    }
+
+    #[counted("macros.receivers.arc")]
+    async fn shared(self: std::sync::Arc<Self>, suffix: impl AsRef<str>) -> String {
+        format!("{}{}", self.name, suffix.as_ref())
+    }
+}
+
 trait AsyncJob {
     fn run(&self) -> impl Future<Output = u32> + Send;
 }
@@ -434,6 +460,21 @@ async fn async_fns_tag_success_failure_and_cancelled() {
     let pending = w.boxed(true);
     drop(pending); // never polled: nothing recorded
     assert_eq!(outcomes("macros.async.boxed", &[]), [1, 1, 0]);
+
+    let n = Named {
+        name: "ann".to_string(),
+    };
+    assert_eq!(n.name().await, "ann");
+    assert_eq!(n.first("x").await.unwrap(), "a");
+    assert_eq!(Box::new(n).boxed().unwrap(), "ann");
+    let shared = std::sync::Arc::new(Named {
+        name: "bo".to_string(),
+    });
+    assert_eq!(shared.shared("b").await, "bob");
+    assert_eq!(outcomes("macros.receivers.borrowed", &[]), [1, 0, 0]);
+    assert_eq!(outcomes("macros.receivers.lifetime", &[]), [1, 0, 0]);
+    assert_eq!(counted_outcomes("macros.receivers.boxed"), [1.0, 0.0, 0.0]);
+    assert_eq!(counted_outcomes("macros.receivers.arc"), [1.0, 0.0, 0.0]);
 
     let fut = returns_future(2);
     assert_eq!(
@@ -546,6 +587,17 @@ async fn time_block_works_across_await() {
         global().percentile_timer("macros.time.async", &[]).count(),
         1
     );
+
+    // A block whose future is dropped part-way still records, when its guard drops.
+    let stalled = async {
+        time!("macros.time.cancelled", {
+            std::future::pending::<()>().await;
+        })
+    };
+    assert!(tokio::time::timeout(Duration::from_millis(5), stalled)
+        .await
+        .is_err());
+    assert_eq!(timer("macros.time.cancelled", &[]), 1);
 }
 
 #[test]

@@ -11,6 +11,34 @@
 //! 255 characters, keys of 2 to 60, values of 1 to 120, only `-._A-Za-z0-9^~`, at most 20 tags,
 //! no duplicate keys, and the reserved keys `name`, `statistic`, `percentile`, `nf.*` and
 //! `atlas.*` are refused. Each error points at the offending token and suggests a fix.
+//!
+//! # What the expansions do
+//!
+//! Each call site declares one `static` holding its name and tags; the meter handle is looked up
+//! in `spectator::global()` the first time the site records and kept from then on. A call then
+//! costs one atomic load plus the meter's own update (a counter increment, or two clock reads
+//! and the timer's atomics); no registry lookup and no allocation. The user's body is moved
+//! untouched into the expansion: inline after a drop guard (plain fns, `time!`), into a closure
+//! (sync fns returning `Result`) or into an async block (async fns).
+//!
+//! # Choices where the contract is silent
+//!
+//! * The default tags `module` and `method` are added only by the argument-less form (no name);
+//!   a named meter carries exactly the tags written. `module` is `module_path!()` with `::`
+//!   written as `.` (`::` is outside the Atlas character set).
+//! * `#[counted]` counts a call when it ends (return, early return or unwind), like `#[timed]`.
+//! * An async fn is measured from its first poll to its completion. A future dropped before its
+//!   first poll never started and records nothing; one dropped after it started records
+//!   `result=cancelled` (or `failure` when it is dropped while the thread unwinds).
+//! * A `Result` that is not `core::result::Result` (a user type that happens to be named
+//!   `Result`) counts as `success` unless the function panics.
+//! * A fn that is not `async` but returns a future built by a trailing `async` block (or
+//!   `Box::pin(async ..)`, which is what `#[async_trait]` generates) measures that future, not
+//!   the construction of it.
+//! * The 20-tag limit counts the tags written; `module`, `method` and `result` are the macro's
+//!   own and the user may not set them where the macro does.
+//! * A tag written on `#[timed]`/`#[counted]` cannot be `result` on functions that get the
+//!   outcome tag, nor `module`/`method` in the argument-less form.
 
 #![warn(missing_docs)]
 
