@@ -17,15 +17,9 @@ async fn wrong_async() -> Result<u32, String> {
     Ok("seven")
 }
 
-#[counted("server.calls")]
-fn not_sync(cell: std::cell::Cell<u32>) -> impl Send {
-    std::rc::Rc::new(cell)
-}
-
-
-
 #[timed("server.latency")]
 fn wrong_sync_result() -> Result<u32, String> {
     Ok("seven")
 }
+
 fn main() {}
