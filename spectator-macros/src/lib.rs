@@ -39,6 +39,10 @@
 //!   own and the user may not set them where the macro does.
 //! * A tag written on `#[timed]`/`#[counted]` cannot be `result` on functions that get the
 //!   outcome tag, nor `module`/`method` in the argument-less form.
+//! * `method` is the function's name alone (no type name: an attribute cannot see the `impl`
+//!   it sits in); raw identifiers lose their `r#`.
+//! * The expansions name the runtime `::spectator`, so the dependency must keep that name
+//!   (a renamed dependency, `package = "spectator"` under another key, is not supported).
 
 #![warn(missing_docs)]
 
