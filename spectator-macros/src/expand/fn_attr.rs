@@ -419,6 +419,73 @@ mod tests {
     }
 
     #[test]
+    fn picks_the_shape_from_the_signature() {
+        let expand = |item: TokenStream| {
+            try_expand(Kind::Timed, quote!("a.b"), item)
+                .unwrap()
+                .to_string()
+        };
+        let plain = expand(quote!(
+            fn f() -> u32 {
+                1
+            }
+        ));
+        assert!(plain.contains("Guard :: plain"), "{plain}");
+        assert!(!plain.contains("call ::"), "{plain}");
+
+        let sync = expand(quote!(
+            fn f() -> io::Result<u32> {
+                Ok(1)
+            }
+        ));
+        assert!(sync.contains("Guard :: tagged"), "{sync}");
+        assert!(
+            sync.contains("call :: < io :: Result < u32 > , _ >"),
+            "{sync}"
+        );
+
+        let asynchronous = expand(quote!(
+            async fn f() -> u32 {
+                1
+            }
+        ));
+        assert!(asynchronous.contains("Guard :: tagged"), "{asynchronous}");
+        assert!(
+            asynchronous.contains("future :: < u32 , _ >"),
+            "{asynchronous}"
+        );
+
+        let boxed = expand(quote!(
+            fn f(&self) -> Pin<Box<dyn Future<Output = ()>>> {
+                Box::pin(async move { () })
+            }
+        ));
+        assert!(boxed.starts_with("fn f"), "{boxed}");
+        assert!(boxed.contains("Box :: pin (async move {"), "{boxed}");
+        assert!(boxed.contains("Guard :: tagged"), "{boxed}");
+    }
+
+    #[test]
+    fn default_form_adds_module_and_method_tags() {
+        let out = try_expand(
+            Kind::Counted,
+            TokenStream::new(),
+            quote!(
+                fn r#go() {}
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(out.contains("\"method.counted\""), "{out}");
+        assert!(
+            out.contains("(\"module\" , :: core :: module_path ! ())"),
+            "{out}"
+        );
+        assert!(out.contains("(\"method\" , \"go\")"), "{out}");
+        assert!(out.contains("Site < :: spectator :: Counter >"), "{out}");
+    }
+
+    #[test]
     fn rejects_const_extern_and_items() {
         let e = |item: TokenStream| {
             try_expand(Kind::Timed, TokenStream::new(), item)
