@@ -355,13 +355,15 @@ impl Registry {
         }
         drop(snapshot);
         if !idle.is_empty() {
-            self.retire(&idle, now, ttl);
+            self.retire(&idle, now, ttl, &mut out);
         }
         out
     }
 
-    /// Removes the meters in `ids` that are still unowned and idle.
-    fn retire(&self, ids: &[Id], now: u64, ttl: u64) {
+    /// Removes the meters in `ids` that are still unowned and idle. A handle may have written
+    /// to one between its poll above and its removal here, so each removed meter is measured
+    /// once more (into `out`): nothing can write to it after that.
+    fn retire(&self, ids: &[Id], now: u64, ttl: u64, out: &mut Vec<Measurement>) {
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
         let mut removed = 0usize;
@@ -373,6 +375,7 @@ impl Registry {
             fence(Ordering::SeqCst);
             if is_expired(entry, now, ttl) {
                 removed += 1;
+                entry.core.measure(&entry.ids, now, ttl, out);
             } else {
                 entry.retired.store(false, Ordering::Relaxed);
             }
