@@ -39,7 +39,9 @@ impl Id {
     pub fn new(name: &str, tags: &[(&str, &str)]) -> Id {
         Id::from_parts(
             name.into(),
-            tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            tags.iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
         )
     }
 
@@ -305,7 +307,10 @@ mod tests {
     #[test]
     fn stats() {
         let id = Id::new("n", &[("statistic", "percentile")]);
-        assert_eq!(id.with_default_stat("count").tag("statistic"), Some("percentile"));
+        assert_eq!(
+            id.with_default_stat("count").tag("statistic"),
+            Some("percentile")
+        );
         assert_eq!(id.with_stat("count").tag("statistic"), Some("count"));
         assert_eq!(Id::new("", &[]).to_string(), "");
     }

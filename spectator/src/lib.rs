@@ -14,3 +14,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use id::Id;
 pub use measurement::{Measurement, Op};
+pub mod publish;
