@@ -198,7 +198,7 @@ pub(crate) fn parse_uri(uri: &str) -> Result<reqwest::Url, BuildError> {
         "http" | "https" => {}
         other => return Err(err(format!("scheme {other:?} is not http or https"))),
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if !url.host_str().is_some_and(|h| !h.is_empty()) {
         return Err(err("no host".into()));
     }
     Ok(url)
