@@ -15,3 +15,5 @@ pub use config::Config;
 pub use id::Id;
 pub use measurement::{Measurement, Op};
 pub mod publish;
+#[cfg(feature = "testing")]
+pub mod testing;
