@@ -32,6 +32,7 @@
 pub mod encode;
 pub(crate) mod http;
 //TMP mod publisher;
+mod send;
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
@@ -40,7 +41,8 @@ use std::sync::{Mutex, OnceLock};
 use crate::measurement::Measurement;
 
 //TMP pub use publisher::Publisher;
-//TMP pub(crate) use publisher::PublishCore;
+#[allow(unused_imports)]
+pub(crate) use send::PublishCore;
 
 /// What one publish did. Counts are measurements unless said otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
