@@ -198,10 +198,10 @@ pub(crate) fn parse_uri(uri: &str) -> Result<reqwest::Url, BuildError> {
         "http" | "https" => {}
         other => return Err(err(format!("scheme {other:?} is not http or https"))),
     }
-    if !url.host_str().is_some_and(|h| !h.is_empty()) {
-        return Err(err("no host".into()));
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(url),
+        _ => Err(err("no host".into())),
     }
-    Ok(url)
 }
 
 #[cfg(test)]
