@@ -144,7 +144,10 @@ async fn outage_then_recovery_loses_nothing() {
     assert_eq!(total(&agg, "test.outage"), recorded);
     // A transport failure and a status failure were both retried.
     let statuses: Vec<Option<u16>> = agg.requests().iter().map(|q| q.status).collect();
-    assert_eq!(&statuses[..6], &[None, None, Some(500), Some(500), Some(500), Some(500)]);
+    assert_eq!(
+        &statuses[..6],
+        &[None, None, Some(500), Some(500), Some(500), Some(500)]
+    );
 }
 
 #[tokio::test]

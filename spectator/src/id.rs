@@ -117,10 +117,6 @@ impl Id {
     pub fn tag_count(&self) -> usize {
         self.inner.tags.len()
     }
-
-    pub(crate) fn precomputed_hash(&self) -> u64 {
-        self.inner.hash
-    }
 }
 
 impl PartialEq for Id {

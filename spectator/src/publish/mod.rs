@@ -26,12 +26,9 @@
 //!
 //! Logs go to the tracing targets `spectator::registry` (loop) and `spectator::http` (POSTs).
 
-// TEMP: parts are unused until the registry (on main) lands.
-#![allow(dead_code)]
-
 pub mod encode;
 pub(crate) mod http;
-//TMP mod publisher;
+mod publisher;
 mod send;
 
 use std::collections::VecDeque;
@@ -40,9 +37,8 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::measurement::Measurement;
 
-//TMP pub use publisher::Publisher;
-#[allow(unused_imports)]
-pub(crate) use send::PublishCore;
+pub(crate) use publisher::LoopPlace;
+pub use publisher::Publisher;
 
 /// What one publish did. Counts are measurements unless said otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Sending a poll's measurements (batches, pending queue) and the background loop.
+//! `Registry::publish`, `Registry::start` and the background loop behind [`Publisher`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex, PoisonError};
@@ -7,11 +7,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::encode::{encode_batch, gzip};
-use super::http::{FailureKind, HttpSender, Outcome};
-use super::{Error, PublishReport, PublishState};
-use crate::config::Config;
-use crate::measurement::Measurement;
+use super::http::HttpSender;
+use super::send::{count_non_finite, PublishCore};
+use super::{Error, PublishReport};
 
 /// Time from `now_ms` to the next multiple of `step`.
 pub(crate) fn until_next_step(now_ms: u64, step: Duration) -> Duration {
@@ -369,9 +367,6 @@ mod tests {
             until_next_step(1_600_000_004_999, s),
             Duration::from_millis(1)
         );
-        assert_eq!(
-            until_next_step(u64::MAX, s),
-            Duration::from_millis(1)
-        );
+        assert_eq!(until_next_step(u64::MAX, s), Duration::from_millis(1));
     }
 }

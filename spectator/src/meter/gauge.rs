@@ -1,0 +1,81 @@
+//! Gauge: the last value of something, reported while it is fresh.
+
+use super::atomic::AtomicF64;
+use crate::clock::Clock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Holds the last value set. Each poll reports it (`statistic=gauge`, op Max) while the last
+/// `set` is at most the registry's meter TTL (15 minutes) old by the registry clock's wall
+/// time. `set(NaN)` stops reporting until the next finite `set`; infinities are not sent.
+///
+/// ```
+/// let registry = spectator::Registry::default();
+/// let queue = registry.gauge("server.queueSize", &[]);
+/// assert!(queue.get().is_nan()); // never set
+/// queue.set(12.0);
+/// assert_eq!(queue.get(), 12.0);
+/// ```
+#[derive(Clone)]
+pub struct Gauge {
+    pub(crate) core: Arc<GaugeCore>,
+}
+
+pub(crate) struct GaugeCore {
+    value: AtomicF64,
+    /// Wall time (ms) of the last `set`.
+    set_at: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauge").field("value", &self.get()).finish()
+    }
+}
+
+impl GaugeCore {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> GaugeCore {
+        let value = AtomicF64::zero();
+        value.store(f64::NAN);
+        GaugeCore {
+            value,
+            set_at: AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    /// The value to report at `now_ms`, if any.
+    pub(crate) fn value_at(&self, now_ms: u64, ttl_ms: u64) -> Option<f64> {
+        let set_at = self.set_at.load(Ordering::Relaxed);
+        let v = self.value.load();
+        (v.is_finite() && now_ms.saturating_sub(set_at) <= ttl_ms).then_some(v)
+    }
+
+    /// Wall time of the last set.
+    pub(crate) fn set_at(&self) -> u64 {
+        self.set_at.load(Ordering::Relaxed)
+    }
+}
+
+impl Gauge {
+    pub(crate) fn detached(clock: Arc<dyn Clock>) -> Gauge {
+        Gauge {
+            core: Arc::new(GaugeCore::new(clock)),
+        }
+    }
+
+    /// Sets the value (any `f64`; NaN stops reporting).
+    #[inline]
+    pub fn set(&self, value: f64) {
+        self.core.value.store(value);
+        self.core
+            .set_at
+            .store(self.core.clock.wall_time(), Ordering::Relaxed);
+    }
+
+    /// The last value set (NaN if never set).
+    pub fn get(&self) -> f64 {
+        self.core.value.load()
+    }
+}

@@ -1,0 +1,125 @@
+//! Percentile timer: a timer plus a histogram over Spectator's percentile buckets.
+
+use super::percentile_buckets::{self as buckets, LENGTH};
+use super::timer::{duration_ns, Stopwatch, Target, TimerCore};
+use crate::clock::Clock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest duration the histogram distinguishes (shorter ones count in its bucket).
+pub const MIN: Duration = Duration::from_millis(10);
+/// Longest duration the histogram distinguishes (longer ones count in its bucket).
+pub const MAX: Duration = Duration::from_secs(60);
+
+/// A [`Timer`](crate::Timer) that also counts each record in one of 276 buckets, so that
+/// Atlas can compute percentiles across instances. Besides the timer's four statistics, each
+/// poll reports `statistic=percentile, percentile=T%04X` (bucket index in hex) with the count
+/// of every bucket used since the last poll. Durations are clamped to 10 ms ..= 60 s before
+/// bucketing; the timer statistics use the unclamped value.
+///
+/// ```
+/// use std::time::Duration;
+/// let registry = spectator::Registry::default();
+/// let latency = registry.percentile_timer("rpc.latency", &[]);
+/// for ms in 1..=100 {
+///     latency.record(Duration::from_millis(ms));
+/// }
+/// let p50 = latency.percentile(50.0);
+/// assert!(p50 > Duration::from_millis(40) && p50 < Duration::from_millis(60), "{p50:?}");
+/// ```
+#[derive(Clone)]
+pub struct PercentileTimer {
+    pub(crate) core: Arc<PercentileTimerCore>,
+}
+
+pub(crate) struct PercentileTimerCore {
+    pub(crate) timer: TimerCore,
+    /// Bucket counts, one array per phase of the timer's interval.
+    pub(crate) buckets: [[AtomicU64; LENGTH]; 2],
+}
+
+impl std::fmt::Debug for PercentileTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PercentileTimer")
+            .field("count", &self.count())
+            .field("total_time", &self.total_time())
+            .finish()
+    }
+}
+
+const MIN_NS: u64 = MIN.as_nanos() as u64;
+const MAX_NS: u64 = MAX.as_nanos() as u64;
+
+impl PercentileTimerCore {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> PercentileTimerCore {
+        PercentileTimerCore {
+            timer: TimerCore::new(clock),
+            buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record_ns(&self, ns: u64) {
+        let index = buckets::index_of(ns.clamp(MIN_NS, MAX_NS));
+        self.timer.stats.record_ns(ns, |phase| {
+            self.buckets[phase][index].fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Reads one phase's bucket counts.
+pub(crate) fn snapshot(b: &[AtomicU64; LENGTH]) -> [u64; LENGTH] {
+    std::array::from_fn(|i| b[i].load(Ordering::Relaxed))
+}
+
+impl PercentileTimer {
+    pub(crate) fn detached(clock: Arc<dyn Clock>) -> PercentileTimer {
+        PercentileTimer {
+            core: Arc::new(PercentileTimerCore::new(clock)),
+        }
+    }
+
+    /// Records one duration.
+    #[inline]
+    pub fn record(&self, duration: Duration) {
+        self.core.record_ns(duration_ns(duration));
+    }
+
+    /// Starts measuring; the time is recorded when the stopwatch is dropped or stopped.
+    pub fn stopwatch(&self) -> Stopwatch<'_> {
+        Stopwatch {
+            target: Target::Percentile(&self.core),
+            start: self.core.timer.clock.monotonic_time(),
+            armed: true,
+        }
+    }
+
+    /// Runs `f` and records how long it took, also when it panics.
+    pub fn time<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _sw = self.stopwatch();
+        f()
+    }
+
+    /// Records since the last poll.
+    pub fn count(&self) -> u64 {
+        self.core.timer.stats.count()
+    }
+
+    /// Total recorded time since the last poll.
+    pub fn total_time(&self) -> Duration {
+        Duration::from_nanos(self.core.timer.stats.total_ns())
+    }
+
+    /// The `p`-th percentile (0..=100) of the durations recorded since the last poll,
+    /// estimated from the buckets; zero when nothing was recorded or `p` is NaN.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let phase = self.core.timer.stats.current_phase();
+        let v = buckets::percentile(&snapshot(&self.core.buckets[phase]), p);
+        if v.is_finite() && v > 0.0 {
+            Duration::from_nanos(v as u64)
+        } else {
+            Duration::ZERO
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Timer: how long something took, reported as count, total, total of squares and max.
+
+use super::stats::Stats;
+use crate::clock::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Records durations. Each poll reports, for the records since the previous poll,
+/// `statistic=count`, `totalTime` (seconds), `totalOfSquares` (seconds²) and `max` (seconds);
+/// a timer with no record since the last poll reports nothing.
+///
+/// Totals are kept in integer nanoseconds (exact for 584 years of recorded time); the
+/// recording path is a handful of atomic operations and never blocks.
+///
+/// ```
+/// use std::time::Duration;
+/// let registry = spectator::Registry::default();
+/// let latency = registry.timer("server.requestLatency", &[]);
+/// latency.record(Duration::from_millis(12));
+/// let answer = latency.time(|| 6 * 7);
+/// {
+///     let _sw = latency.stopwatch(); // records when dropped
+/// }
+/// assert_eq!(answer, 42);
+/// assert_eq!(latency.count(), 3);
+/// assert!(latency.total_time() >= Duration::from_millis(12));
+/// ```
+#[derive(Clone)]
+pub struct Timer {
+    pub(crate) core: Arc<TimerCore>,
+}
+
+pub(crate) struct TimerCore {
+    pub(crate) stats: Stats,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("count", &self.count())
+            .field("total_time", &self.total_time())
+            .finish()
+    }
+}
+
+pub(crate) fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl TimerCore {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> TimerCore {
+        TimerCore {
+            stats: Stats::default(),
+            clock,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record_ns(&self, ns: u64) {
+        self.stats.record_ns(ns, |_| {});
+    }
+}
+
+impl Timer {
+    pub(crate) fn detached(clock: Arc<dyn Clock>) -> Timer {
+        Timer {
+            core: Arc::new(TimerCore::new(clock)),
+        }
+    }
+
+    /// Records one duration.
+    #[inline]
+    pub fn record(&self, duration: Duration) {
+        self.core.record_ns(duration_ns(duration));
+    }
+
+    /// Runs `f` and records how long it took, also when it panics.
+    pub fn time<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _sw = self.stopwatch();
+        f()
+    }
+
+    /// Starts measuring; the time is recorded when the stopwatch is dropped or stopped.
+    #[inline]
+    pub fn stopwatch(&self) -> Stopwatch<'_> {
+        Stopwatch {
+            target: Target::Timer(&self.core),
+            start: self.core.clock.monotonic_time(),
+            armed: true,
+        }
+    }
+
+    /// Records since the last poll.
+    pub fn count(&self) -> u64 {
+        self.core.stats.count()
+    }
+
+    /// Total recorded time since the last poll.
+    pub fn total_time(&self) -> Duration {
+        Duration::from_nanos(self.core.stats.total_ns())
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Timer(&'a TimerCore),
+    Percentile(&'a super::percentile_timer::PercentileTimerCore),
+}
+
+impl Target<'_> {
+    fn clock(&self) -> &dyn Clock {
+        match self {
+            Target::Timer(t) => &*t.clock,
+            Target::Percentile(t) => &*t.timer.clock,
+        }
+    }
+
+    fn record_ns(&self, ns: u64) {
+        match self {
+            Target::Timer(t) => t.record_ns(ns),
+            Target::Percentile(t) => t.record_ns(ns),
+        }
+    }
+}
+
+/// Measures one span of time for a [`Timer`] or a
+/// [`PercentileTimer`](crate::PercentileTimer) and records it when dropped (so a panic or an
+/// early return is still measured), or earlier with [`Stopwatch::stop`].
+#[must_use = "a stopwatch records when dropped; dropping it at once records ~0"]
+pub struct Stopwatch<'a> {
+    pub(crate) target: Target<'a>,
+    pub(crate) start: u64,
+    pub(crate) armed: bool,
+}
+
+impl Stopwatch<'_> {
+    /// Time since the stopwatch started.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(
+            self.target
+                .clock()
+                .monotonic_time()
+                .saturating_sub(self.start),
+        )
+    }
+
+    /// Records now and returns the recorded duration.
+    pub fn stop(mut self) -> Duration {
+        self.armed = false;
+        let d = self.elapsed();
+        self.target.record_ns(duration_ns(d));
+        d
+    }
+}
+
+impl Drop for Stopwatch<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let ns = self
+                .target
+                .clock()
+                .monotonic_time()
+                .saturating_sub(self.start);
+            self.target.record_ns(ns);
+        }
+    }
+}
+
+impl std::fmt::Debug for Stopwatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopwatch")
+            .field("elapsed", &self.elapsed())
+            .finish()
+    }
+}

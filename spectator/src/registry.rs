@@ -1,0 +1,473 @@
+//! The registry: one meter per id, found without locks, polled for measurements.
+//!
+//! # How the map works
+//! Reads load an immutable snapshot through `arc-swap` and probe it with a borrowed key
+//! (name + tag slice, hashed without regard to tag order), so a lookup of an existing meter
+//! takes no lock and allocates nothing.
+//!
+//! The snapshot is a short list of immutable hash maps ("levels"), largest first, each more
+//! than twice the size of the next. A new meter becomes a one-entry level; levels that are
+//! no longer geometrically smaller than the new one are merged into it, like a binary
+//! counter. Every meter is therefore copied O(log n) times over the registry's life, so
+//! registering n meters costs O(n log n) in all, never O(n) per insert, and a lookup probes at
+//! most log2(n) maps. Inserts take a mutex among themselves only; readers never see it.
+//!
+//! # Expiry
+//! A meter that only the registry holds (no live handle, no `static`) and that saw no update
+//! for [`Config::meter_ttl`] is dropped at a poll. To make sure a handle never writes into a
+//! dropped meter, removal marks the entry retired, then re-checks that no handle was taken;
+//! a reader that takes a handle re-checks the mark and, if set, goes through the insert
+//! path, which waits for the removal decision.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::id::{Id, IdRef};
+use crate::log::warn_limited;
+use crate::measurement::Measurement;
+use crate::meter::{
+    Counter, DistributionSummary, Gauge, MaxGauge, MeterCore, MeterKind,
+    PercentileDistributionSummary, PercentileTimer, Timer,
+};
+use arc_swap::ArcSwap;
+use hashbrown::{Equivalent, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Hasher for keys that hash themselves to one well-mixed `u64` (see `Id`'s `Hash`).
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Id` or `IdRef`; kept correct for any other key.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type Level = HashMap<Id, Arc<Entry>, BuildHasherDefault<PassThrough>>;
+
+/// One registered meter.
+pub(crate) struct Entry {
+    core: MeterCore,
+    /// The ids it reports under, made once.
+    ids: Box<[Id]>,
+    /// Wall time (ms) of the last poll that found it active.
+    last_active: AtomicU64,
+    /// Set while a poll decides whether to remove it.
+    retired: AtomicBool,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    /// Largest first.
+    levels: Vec<Arc<Level>>,
+}
+
+impl Snapshot {
+    fn get<Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<&Arc<Entry>> {
+        self.levels.iter().find_map(|l| l.get(key))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&Id, &Arc<Entry>)> {
+        self.levels.iter().flat_map(|l| l.iter())
+    }
+
+    fn len(&self) -> usize {
+        self.levels.iter().map(|l| l.len()).sum()
+    }
+
+    /// A snapshot with `id` added, merging levels to keep them geometric.
+    fn with(&self, id: Id, entry: Arc<Entry>) -> Snapshot {
+        let mut levels = self.levels.clone();
+        let mut carry = Level::default();
+        carry.insert(id, entry);
+        while let Some(last) = levels.last() {
+            if last.len() > 2 * carry.len() {
+                break;
+            }
+            let last = levels.pop().unwrap_or_default();
+            carry.reserve(last.len());
+            carry.extend(last.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        levels.push(Arc::new(carry));
+        Snapshot { levels }
+    }
+}
+
+/// Where meters live. Cheap to clone: clones share one registry.
+///
+/// ```
+/// use spectator::Registry;
+/// let registry = Registry::default(); // records, never publishes
+/// let c = registry.counter("server.numRequests", &[("statusCode", "200")]);
+/// c.increment();
+/// let polled = registry.measurements();
+/// assert_eq!(polled.len(), 1);
+/// assert_eq!(polled[0].id.to_string(), "server.numRequests:statistic=count,statusCode=200");
+/// assert_eq!(polled[0].value, 1.0);
+/// assert!(registry.measurements().is_empty()); // deltas: nothing new since
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) inner: Arc<RegistryInner>,
+}
+
+pub(crate) struct RegistryInner {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    snapshot: ArcSwap<Snapshot>,
+    /// Serialises inserts and removals (never taken by a lookup that finds its meter).
+    write_lock: Mutex<()>,
+    /// Serialises polls: each meter's interval is handed to one poll.
+    poll_lock: Mutex<()>,
+    pub(crate) publish_state: crate::publish::PublishState,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these cannot leave the data inconsistent (they guard
+    // `()` or whole-value replacements), so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Default for Registry {
+    /// A registry with the default [`Config`] (no URI: it records but never publishes) and
+    /// the [`SystemClock`].
+    fn default() -> Registry {
+        Registry::builder().build()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("meters", &self.inner.snapshot.load().len())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Starts building a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// The configuration this registry was built with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The registry's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Number of meters registered now.
+    pub fn len(&self) -> usize {
+        self.inner.snapshot.load().len()
+    }
+
+    /// Whether no meter is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The counter for `name` and `tags` (created on first use).
+    pub fn counter(&self, name: &str, tags: &[(&str, &str)]) -> Counter {
+        self.meter(name, tags)
+    }
+    /// The counter for `id`.
+    pub fn counter_with_id(&self, id: &Id) -> Counter {
+        self.meter_with_id(id)
+    }
+    /// The timer for `name` and `tags`.
+    pub fn timer(&self, name: &str, tags: &[(&str, &str)]) -> Timer {
+        self.meter(name, tags)
+    }
+    /// The timer for `id`.
+    pub fn timer_with_id(&self, id: &Id) -> Timer {
+        self.meter_with_id(id)
+    }
+    /// The distribution summary for `name` and `tags`.
+    pub fn distribution_summary(&self, name: &str, tags: &[(&str, &str)]) -> DistributionSummary {
+        self.meter(name, tags)
+    }
+    /// The distribution summary for `id`.
+    pub fn distribution_summary_with_id(&self, id: &Id) -> DistributionSummary {
+        self.meter_with_id(id)
+    }
+    /// The gauge for `name` and `tags`.
+    pub fn gauge(&self, name: &str, tags: &[(&str, &str)]) -> Gauge {
+        self.meter(name, tags)
+    }
+    /// The gauge for `id`.
+    pub fn gauge_with_id(&self, id: &Id) -> Gauge {
+        self.meter_with_id(id)
+    }
+    /// The max gauge for `name` and `tags`.
+    pub fn max_gauge(&self, name: &str, tags: &[(&str, &str)]) -> MaxGauge {
+        self.meter(name, tags)
+    }
+    /// The max gauge for `id`.
+    pub fn max_gauge_with_id(&self, id: &Id) -> MaxGauge {
+        self.meter_with_id(id)
+    }
+    /// The percentile timer (10 ms ..= 60 s) for `name` and `tags`.
+    pub fn percentile_timer(&self, name: &str, tags: &[(&str, &str)]) -> PercentileTimer {
+        self.meter(name, tags)
+    }
+    /// The percentile timer for `id`.
+    pub fn percentile_timer_with_id(&self, id: &Id) -> PercentileTimer {
+        self.meter_with_id(id)
+    }
+    /// The percentile distribution summary for `name` and `tags`.
+    pub fn percentile_distribution_summary(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> PercentileDistributionSummary {
+        self.meter(name, tags)
+    }
+    /// The percentile distribution summary for `id`.
+    pub fn percentile_distribution_summary_with_id(
+        &self,
+        id: &Id,
+    ) -> PercentileDistributionSummary {
+        self.meter_with_id(id)
+    }
+
+    fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
+        if let Some(key) = IdRef::new(name, tags) {
+            if let Some(m) = self.find(&key) {
+                return m;
+            }
+        }
+        self.insert(Id::new(name, tags))
+    }
+
+    fn meter_with_id<M: MeterKind>(&self, id: &Id) -> M {
+        match self.find(id) {
+            Some(m) => m,
+            None => self.insert(id.clone()),
+        }
+    }
+
+    /// The lock-free path: a handle on an existing meter, `None` to take the insert path.
+    #[inline]
+    fn find<M: MeterKind, Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<M> {
+        let snapshot = self.inner.snapshot.load();
+        let entry = snapshot.get(key)?;
+        let handle = self.handle(entry)?;
+        // Pairs with the fence in `retire`: either the poll sees this handle's reference and
+        // keeps the meter, or we see the retired mark and ask again under the write lock.
+        fence(Ordering::SeqCst);
+        if entry.retired.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(handle)
+    }
+
+    /// A handle of the requested kind, or a detached one when the id has another kind.
+    fn handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
+        match M::from_core(&entry.core) {
+            Some(m) => Some(m),
+            None => {
+                warn_limited!(target: "spectator::registry",
+                    id = %entry.ids[0], registered = entry.core.kind(), requested = M::KIND,
+                    "id already registered as another meter type; returning a meter that reports nothing");
+                Some(M::detached(&self.inner.clock))
+            }
+        }
+    }
+
+    #[cold]
+    fn insert<M: MeterKind>(&self, id: Id) -> M {
+        let _w = lock(&self.inner.write_lock);
+        let current = self.inner.snapshot.load_full();
+        if let Some(entry) = current.get(&id) {
+            // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
+            if let Some(m) = self.handle(entry) {
+                return m;
+            }
+        }
+        check_id(&id);
+        let (handle, core) = M::create(&self.inner.clock);
+        let entry = Arc::new(Entry {
+            ids: M::stat_ids(&id),
+            core,
+            last_active: AtomicU64::new(self.inner.clock.wall_time()),
+            retired: AtomicBool::new(false),
+        });
+        self.inner.snapshot.store(Arc::new(current.with(id, entry)));
+        handle
+    }
+
+    /// Takes this interval's measurements from every meter, exactly as a publish would:
+    /// deltas since the previous poll, levels for gauges, nothing for idle meters. Common
+    /// tags are not added here (the publisher adds them on the wire). Also drops expired
+    /// meters.
+    pub fn measurements(&self) -> Vec<Measurement> {
+        let _p = lock(&self.inner.poll_lock);
+        let now = self.inner.clock.wall_time();
+        let ttl = millis(self.inner.config.meter_ttl);
+        let snapshot = self.inner.snapshot.load_full();
+        let mut out = Vec::with_capacity(snapshot.len());
+        let mut idle = Vec::new();
+        for (id, entry) in snapshot.entries() {
+            let updated = entry.core.measure(&entry.ids, now, ttl, &mut out);
+            entry.last_active.fetch_max(updated, Ordering::Relaxed);
+            if updated < now && is_expired(entry, now, ttl) {
+                idle.push(id.clone());
+            }
+        }
+        drop(snapshot);
+        if !idle.is_empty() {
+            self.retire(&idle, now, ttl);
+        }
+        out
+    }
+
+    /// Removes the meters in `ids` that are still unowned and idle.
+    fn retire(&self, ids: &[Id], now: u64, ttl: u64) {
+        let _w = lock(&self.inner.write_lock);
+        let current = self.inner.snapshot.load_full();
+        let mut removed = 0usize;
+        for id in ids {
+            let Some(entry) = current.get(id) else {
+                continue;
+            };
+            entry.retired.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if is_expired(entry, now, ttl) {
+                removed += 1;
+            } else {
+                entry.retired.store(false, Ordering::Relaxed);
+            }
+        }
+        if removed == 0 {
+            return;
+        }
+        let mut level = Level::default();
+        level.reserve(current.len() - removed);
+        level.extend(
+            current
+                .entries()
+                .filter(|(_, e)| !e.retired.load(Ordering::Relaxed))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let levels = if level.is_empty() {
+            Vec::new()
+        } else {
+            vec![Arc::new(level)]
+        };
+        self.inner.snapshot.store(Arc::new(Snapshot { levels }));
+        tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
+    }
+}
+
+fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
+    entry.core.strong_count() == 1
+        && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
+}
+
+/// Warns (rate-limited) about ids the aggregator would reject or that will be changed on
+/// the wire. The meter is registered anyway: recording must never fail.
+fn check_id(id: &Id) {
+    let bad_chars = |s: &str| !s.chars().all(crate::id::is_valid_char);
+    if id.name().is_empty() {
+        warn_limited!(target: "spectator::registry", %id, "meter name is empty; the aggregator will reject it");
+    }
+    if bad_chars(id.name()) || id.tags().any(|(k, v)| bad_chars(k) || bad_chars(v)) {
+        warn_limited!(target: "spectator::registry", %id,
+            "id has characters outside -._A-Za-z0-9~^; they are sent as '_'");
+    }
+    if id.tags().any(|(k, v)| k.is_empty() || v.is_empty()) {
+        warn_limited!(target: "spectator::registry", %id, "id has an empty tag key or value; the aggregator will reject it");
+    }
+}
+
+/// Builds a [`Registry`].
+///
+/// ```
+/// use spectator::{ManualClock, Registry};
+/// use std::time::Duration;
+/// let registry = Registry::builder()
+///     .uri("http://127.0.0.1:7101/api/v4/update")
+///     .frequency(Duration::from_secs(10))
+///     .common_tags(&[("nf.app", "www")])
+///     .clock(ManualClock::new(0, 0))
+///     .build();
+/// assert_eq!(registry.config().batch_size, 10_000);
+/// ```
+#[derive(Default)]
+pub struct RegistryBuilder {
+    config: Config,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl RegistryBuilder {
+    /// Publish endpoint, e.g. `http://localhost:1234/api/v4/update`.
+    pub fn uri(mut self, uri: &str) -> Self {
+        self.config.uri = Some(uri.to_owned());
+        self
+    }
+    /// Step between publishes.
+    pub fn frequency(mut self, frequency: Duration) -> Self {
+        self.config.frequency = frequency;
+        self
+    }
+    /// Most measurements in one POST.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.config.batch_size = batch_size;
+        self
+    }
+    /// Timeout of one POST.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+    /// Tags added to every measurement on the wire (added to those already set).
+    pub fn common_tags(mut self, tags: &[(&str, &str)]) -> Self {
+        self.config
+            .common_tags
+            .extend(tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self
+    }
+    /// The clock (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+    /// Replaces the whole configuration (later setters still apply on top).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    /// The registry.
+    pub fn build(self) -> Registry {
+        Registry {
+            inner: Arc::new(RegistryInner {
+                config: self.config,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                write_lock: Mutex::new(()),
+                poll_lock: Mutex::new(()),
+                publish_state: Default::default(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Concurrent writers against concurrent polls: nothing lost, nothing counted twice, and no
+//! record split between two polls.
+
+use proptest::prelude::*;
+use spectator::{Measurement, Registry};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+fn value(ms: &[Measurement], stat: &str) -> f64 {
+    ms.iter()
+        .filter(|m| m.id.tag("statistic") == Some(stat))
+        .map(|m| m.value)
+        .sum()
+}
+
+/// Runs `writers` threads doing `work` while polling; returns every poll's measurements.
+fn with_polls(r: &Registry, writers: Vec<Box<dyn FnOnce() + Send>>) -> Vec<Vec<Measurement>> {
+    let done = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = writers.into_iter().map(thread::spawn).collect();
+    let poller = {
+        let (r, done) = (r.clone(), done.clone());
+        thread::spawn(move || {
+            let mut polls = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                polls.push(r.measurements());
+                thread::yield_now();
+            }
+            polls
+        })
+    };
+    for h in handles {
+        h.join().unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut polls = poller.join().unwrap();
+    polls.push(r.measurements());
+    polls
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sum_of_deltas_equals_sum_recorded(
+        per_thread in proptest::collection::vec(
+            proptest::collection::vec(0u32..5_000, 1..400), 1..4)
+    ) {
+        let r = Registry::default();
+        let writers: Vec<Box<dyn FnOnce() + Send>> = per_thread
+            .iter()
+            .cloned()
+            .map(|values| {
+                let r = r.clone();
+                Box::new(move || {
+                    let c = r.counter("c", &[]);
+                    let t = r.timer("t", &[]);
+                    let s = r.percentile_distribution_summary("s", &[]);
+                    for v in values {
+                        c.increment();
+                        c.add(f64::from(v) / 4.0);
+                        t.record(Duration::from_nanos(u64::from(v)));
+                        s.record(f64::from(v));
+                    }
+                }) as Box<dyn FnOnce() + Send>
+            })
+            .collect();
+        let polls = with_polls(&r, writers);
+        let all: Vec<u32> = per_thread.concat();
+        let n = all.len() as f64;
+        let sum: f64 = all.iter().map(|&v| f64::from(v)).sum();
+        let squares: f64 = all.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let max = all.iter().copied().max().unwrap_or(0);
+        let stat = |name: &str, s: &str| -> f64 {
+            polls.iter().map(|p| {
+                let of: Vec<_> = p.iter().filter(|m| m.id.name() == name).cloned().collect();
+                value(&of, s)
+            }).sum()
+        };
+        prop_assert_eq!(stat("c", "count"), n + sum / 4.0);
+        prop_assert_eq!(stat("t", "count"), n);
+        prop_assert!((stat("t", "totalTime") - sum * 1e-9).abs() <= 1e-12 * (1.0 + sum));
+        prop_assert_eq!(stat("s", "count"), n);
+        prop_assert_eq!(stat("s", "totalAmount"), sum);
+        prop_assert_eq!(stat("s", "totalOfSquares"), squares);
+        prop_assert_eq!(stat("s", "percentile"), n);
+        // The largest value is reported by exactly one poll, the one that counts it.
+        let maxes: Vec<f64> = polls.iter().flat_map(|p| p.iter()
+            .filter(|m| m.id.name() == "s" && m.id.tag("statistic") == Some("max"))
+            .map(|m| m.value)).collect();
+        prop_assert_eq!(maxes.iter().cloned().fold(f64::MIN, f64::max), f64::from(max));
+    }
+}
+
+#[test]
+fn every_poll_with_a_count_has_its_max_and_vice_versa() {
+    let r = Registry::default();
+    let writers: Vec<Box<dyn FnOnce() + Send>> = (0..3)
+        .map(|w| {
+            let r = r.clone();
+            Box::new(move || {
+                let s = r.distribution_summary("inv", &[]);
+                for i in 0..50_000u32 {
+                    // Every record is >= 1, so a poll's max is at least its total / count.
+                    s.record(f64::from(1 + (i + w) % 97));
+                }
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    let polls = with_polls(&r, writers);
+    let mut total = 0.0;
+    for p in &polls {
+        let count = value(p, "count");
+        let has_max = p.iter().any(|m| m.id.tag("statistic") == Some("max"));
+        assert_eq!(count > 0.0, has_max, "{p:?}");
+        if count > 0.0 {
+            let (sum, max) = (value(p, "totalAmount"), value(p, "max"));
+            // A torn interval would show a max from records whose count went elsewhere.
+            assert!(
+                (1.0..=97.0).contains(&max) && (count..=97.0 * count).contains(&sum),
+                "{p:?}"
+            );
+        }
+        total += count;
+    }
+    assert_eq!(total, 150_000.0);
+    assert!(polls.len() > 2, "the poller ran during the writes");
+}
+
+#[test]
+fn threads_creating_the_same_and_different_ids_while_polling() {
+    let r = Registry::default();
+    let writers: Vec<Box<dyn FnOnce() + Send>> = (0..4)
+        .map(|w| {
+            let r = r.clone();
+            Box::new(move || {
+                for i in 0..5_000 {
+                    r.counter("shared", &[]).increment();
+                    r.counter(
+                        "mine",
+                        &[("w", &w.to_string()), ("i", &(i % 50).to_string())],
+                    )
+                    .increment();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    let polls = with_polls(&r, writers);
+    let count = |name: &str| -> f64 {
+        polls
+            .iter()
+            .flatten()
+            .filter(|m| m.id.name() == name)
+            .map(|m| m.value)
+            .sum()
+    };
+    assert_eq!(count("shared"), 20_000.0);
+    assert_eq!(count("mine"), 20_000.0);
+    assert_eq!(r.len(), 1 + 4 * 50);
+}
