@@ -114,5 +114,35 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_encode);
+fn bench_poll(c: &mut Criterion) {
+    let registry = spectator::Registry::default();
+    // 100k meters: counters (1 measurement each when updated).
+    let counters: Vec<spectator::Counter> = (0..100_000)
+        .map(|i| registry.counter("bench.poll", &[("i", &i.to_string())]))
+        .collect();
+    let mut group = c.benchmark_group("poll");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(counters.len() as u64));
+    group.bench_function("measurements_100k_meters_all_updated", |b| {
+        b.iter(|| {
+            for c in &counters {
+                c.increment();
+            }
+            black_box(registry.measurements().len())
+        })
+    });
+    group.bench_function("increment_100k_meters_only", |b| {
+        b.iter(|| {
+            for c in &counters {
+                c.increment();
+            }
+        })
+    });
+    group.bench_function("measurements_100k_meters_idle", |b| {
+        b.iter(|| black_box(registry.measurements().len()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_encode, bench_poll);
 criterion_main!(benches);

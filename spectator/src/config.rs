@@ -190,12 +190,7 @@ impl Config {
         let mut config = Config::default();
 
         if let Some(uri) = get("SPECTATOR_URI") {
-            crate::publish::http::parse_uri(&uri).map_err(|e| match e {
-                crate::publish::http::BuildError::Uri { reason, .. } => {
-                    ConfigError::new("SPECTATOR_URI", &uri, reason)
-                }
-                other => ConfigError::new("SPECTATOR_URI", &uri, other.to_string()),
-            })?;
+            check_uri(&uri).map_err(|reason| ConfigError::new("SPECTATOR_URI", &uri, reason))?;
             config.uri = Some(uri);
         }
         if let Some(v) = get("SPECTATOR_FREQUENCY") {
@@ -249,6 +244,19 @@ impl Config {
         }
         config.common_tags = tags;
         Ok(config)
+    }
+}
+
+/// Checks that `uri` is an absolute `http` or `https` URL with a host.
+pub(crate) fn check_uri(uri: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(uri.trim()).map_err(|e| e.to_string())?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(format!("scheme {other:?} is not http or https")),
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(url),
+        _ => Err("no host".into()),
     }
 }
 

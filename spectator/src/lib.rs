@@ -16,7 +16,7 @@ pub mod publish;
 mod registry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use global::{global, stop_global};
 pub use id::Id;
 pub use measurement::{Measurement, Op};

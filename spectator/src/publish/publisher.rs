@@ -198,8 +198,11 @@ impl Publisher {
     /// Stops the loop and publishes one last time; blocks until that publish is done.
     ///
     /// Safe to call from a plain thread or from inside a tokio runtime (of any flavour): the
-    /// final publish runs on a short-lived thread of its own. Returns that publish's report;
-    /// later calls return an empty one.
+    /// final publish runs on a short-lived thread of its own, with its own HTTP connection.
+    /// Against a failing aggregator it gives up after its retries (at most about one
+    /// `frequency` plus one `timeout`); what could not be sent stays queued in the registry
+    /// for a later [`Registry::publish`](crate::Registry::publish). Returns that publish's
+    /// report; later calls return an empty one.
     pub fn stop(&self) -> PublishReport {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return PublishReport::default();
