@@ -1,1 +1,129 @@
-//! Procedural macros for `spectator`; use them through the `spectator` crate's re-exports.
+//! Procedural macros for [`spectator`](https://docs.rs/spectator): `#[timed]`, `#[counted]`,
+//! `metrics!` and `time!`.
+//!
+//! Use them through the `spectator` crate's re-exports (`spectator::timed`, ...): the expansions
+//! refer to `::spectator::__private`, so this crate is not useful on its own.
+//!
+//! Every macro takes the same argument language: an optional (for `#[timed]`/`#[counted]`) or
+//! required (for `metrics!`/`time!`) metric name string literal first, then tags written
+//! `key = "value"` where the key is an identifier or a string literal (`"http.method" = "GET"`),
+//! and the value a string literal. The Atlas rules are checked at compile time: names of 2 to
+//! 255 characters, keys of 2 to 60, values of 1 to 120, only `-._A-Za-z0-9^~`, at most 20 tags,
+//! no duplicate keys, and the reserved keys `name`, `statistic`, `percentile`, `nf.*` and
+//! `atlas.*` are refused. Each error points at the offending token and suggests a fix.
+//!
+//! # What the expansions do
+//!
+//! Each call site declares one `static` holding its name and tags; the meter handle is looked up
+//! in `spectator::global()` the first time the site records and kept from then on. A call then
+//! costs one atomic load plus the meter's own update (a counter increment, or two clock reads
+//! and the timer's atomics); no registry lookup and no allocation. The user's body is moved
+//! untouched into the expansion: inline after a drop guard (plain fns, `time!`), into a closure
+//! (sync fns returning `Result`) or into an async block (async fns).
+//!
+//! # Choices where the contract is silent
+//!
+//! * The default tags `module` and `method` are added only by the argument-less form (no name);
+//!   a named meter carries exactly the tags written. `module` is `module_path!()` with `::`
+//!   written as `.` (`::` is outside the Atlas character set).
+//! * `#[counted]` counts a call when it ends (return, early return or unwind), like `#[timed]`.
+//! * An async fn is measured from its first poll to its completion. A future dropped before its
+//!   first poll never started and records nothing; one dropped after it started records
+//!   `result=cancelled` (or `failure` when it is dropped while the thread unwinds).
+//! * A `Result` that is not `core::result::Result` (a user type that happens to be named
+//!   `Result`) counts as `success` unless the function panics.
+//! * A fn that is not `async` but returns a future built by a trailing `async` block (or
+//!   `Box::pin(async ..)`, which is what `#[async_trait]` generates) measures that future, not
+//!   the construction of it.
+//! * The 20-tag limit counts the tags written; `module`, `method` and `result` are the macro's
+//!   own and the user may not set them where the macro does.
+//! * A tag written on `#[timed]`/`#[counted]` cannot be `result` on functions that get the
+//!   outcome tag, nor `module`/`method` in the argument-less form.
+//! * `method` is the function's name alone (no type name: an attribute cannot see the `impl`
+//!   it sits in); raw identifiers lose their `r#`.
+//! * The expansions name the runtime `::spectator`, so the dependency must keep that name
+//!   (a renamed dependency, `package = "spectator"` under another key, is not supported).
+
+#![warn(missing_docs)]
+
+mod args;
+mod expand;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Times every call of a function with a timer resolved once per call site.
+///
+/// ```ignore
+/// #[spectator::timed]                                  // name `method.timed`, tags module, method
+/// fn handle() {}
+///
+/// #[spectator::timed("server.requestLatency", endpoint = "users", percentiles)]
+/// async fn users() -> Result<Vec<u8>, std::io::Error> { Ok(vec![]) }
+/// ```
+///
+/// * Without a name, the metric is `method.timed` with tags `module` (the module path, `::`
+///   written as `.`) and `method` (the function name). With a name, only the tags written.
+/// * The flag `percentiles` records into a `PercentileTimer` instead of a `Timer`.
+/// * An `async fn`, a fn returning a type whose last path segment is `Result`, and a fn whose
+///   body ends in an `async` block or `Box::pin(async ..)` (the `#[async_trait]` shape) get the
+///   tag `result` = `success` | `failure` (an `Err` or a panic) | `cancelled` (the future was
+///   dropped before it completed). Other fns record on return and on unwind.
+/// * Async functions are timed from the first poll to completion.
+/// * `const fn`, `extern` fns and items that are not functions are refused.
+///
+/// Runnable examples are on `spectator::timed`.
+#[proc_macro_attribute]
+pub fn timed(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::fn_attr::expand(expand::fn_attr::Kind::Timed, attr.into(), item.into()).into()
+}
+
+/// Counts every call of a function with a counter resolved once per call site.
+///
+/// ```ignore
+/// #[spectator::counted]                                // name `method.counted`, tags module, method
+/// fn handle() {}
+///
+/// #[spectator::counted("server.numRequests", statusCode = "200")]
+/// fn ok() {}
+/// ```
+///
+/// The counter is incremented when the call ends (return or unwind). The argument rules and
+/// the `result` tag are those of [`macro@timed`], without the `percentiles` flag.
+#[proc_macro_attribute]
+pub fn counted(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::fn_attr::expand(expand::fn_attr::Kind::Counted, attr.into(), item.into()).into()
+}
+
+/// Declares meters as statics that dereference to their handles.
+///
+/// ```ignore
+/// spectator::metrics! {
+///     /// Requests served.
+///     pub static REQUESTS: Counter = "server.numRequests", statusCode = "200";
+///     static LATENCY: Timer = "server.requestLatency";
+/// }
+/// REQUESTS.increment();
+/// ```
+///
+/// Meter types: `Counter`, `Timer`, `DistributionSummary`, `Gauge`, `MaxGauge`,
+/// `PercentileTimer`, `PercentileDistributionSummary` (a path such as `spectator::Counter` is
+/// accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
+/// up in `spectator::global()` on first use and keeps the handle.
+#[proc_macro]
+pub fn metrics(input: TokenStream) -> TokenStream {
+    expand::declare::expand(input.into()).into()
+}
+
+/// Times a block with a timer resolved once per call site; evaluates to the block's value.
+///
+/// ```ignore
+/// let rows = spectator::time!("db.query", table = "users", { run_query().await });
+/// ```
+///
+/// The block stays inline: `.await`, `?` and `return` inside it work as without the macro, and
+/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`.
+#[proc_macro]
+pub fn time(input: TokenStream) -> TokenStream {
+    expand::block::expand(input.into()).into()
+}

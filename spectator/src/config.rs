@@ -29,6 +29,10 @@ pub struct Config {
     pub common_tags: Vec<(String, String)>,
     /// A meter with no live handle and no update for this long is removed (default 15 min).
     pub meter_ttl: Duration,
+    /// Most meters the registry holds (default 100 000). Past it, a new id gets a meter that
+    /// reports nothing, and `spectator.meters{id=refused}` counts the refusals: a runaway
+    /// loop of distinct ids cannot exhaust memory. Self-metrics (`spectator.*`) are exempt.
+    pub max_meters: usize,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             timeout: Duration::from_secs(1),
             common_tags: Vec::new(),
             meter_ttl: Duration::from_secs(15 * 60),
+            max_meters: 100_000,
         }
     }
 }

@@ -131,6 +131,8 @@ pub(crate) struct RegistryInner {
     /// Serialises polls: each meter's interval is handed to one poll.
     poll_lock: Mutex<()>,
     pub(crate) publish_state: crate::publish::PublishState,
+    /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
+    refused: std::sync::OnceLock<Counter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -304,6 +306,10 @@ impl Registry {
                 return m;
             }
         }
+        if current.len() >= self.inner.config.max_meters && !id.name().starts_with("spectator.") {
+            drop(_w);
+            return self.refuse(&id);
+        }
         check_id(&id);
         let (handle, core) = M::create(&self.inner.clock);
         let entry = Arc::new(Entry {
@@ -314,6 +320,18 @@ impl Registry {
         });
         self.inner.snapshot.store(Arc::new(current.with(id, entry)));
         handle
+    }
+
+    #[cold]
+    fn refuse<M: MeterKind>(&self, id: &Id) -> M {
+        warn_limited!(target: "spectator::registry", %id, max_meters = self.inner.config.max_meters,
+            "registry is full; returning a meter that reports nothing (raise Config::max_meters \
+             or bound the ids' tag values)");
+        self.inner
+            .refused
+            .get_or_init(|| self.counter("spectator.meters", &[("id", "refused")]))
+            .increment();
+        M::detached(&self.inner.clock)
     }
 
     /// Takes this interval's measurements from every meter, exactly as a publish would:
@@ -467,6 +485,7 @@ impl RegistryBuilder {
                 write_lock: Mutex::new(()),
                 poll_lock: Mutex::new(()),
                 publish_state: Default::default(),
+                refused: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use spectator::{Measurement, Registry};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -15,16 +15,31 @@ fn value(ms: &[Measurement], stat: &str) -> f64 {
         .sum()
 }
 
-/// Runs `writers` threads doing `work` while polling; returns every poll's measurements.
-fn with_polls(r: &Registry, writers: Vec<Box<dyn FnOnce() + Send>>) -> Vec<Vec<Measurement>> {
+/// Polls completed so far by [`with_polls`]'s poller, for writers that want to overlap it.
+type PollCount = Arc<AtomicUsize>;
+
+/// Runs the writers while a poller polls; returns every poll's measurements (the last one
+/// taken after all writers finished).
+fn with_polls(
+    r: &Registry,
+    writers: Vec<Box<dyn FnOnce(PollCount) + Send>>,
+) -> Vec<Vec<Measurement>> {
     let done = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = writers.into_iter().map(thread::spawn).collect();
+    let polled: PollCount = Arc::default();
+    let handles: Vec<_> = writers
+        .into_iter()
+        .map(|w| {
+            let polled = polled.clone();
+            thread::spawn(move || w(polled))
+        })
+        .collect();
     let poller = {
-        let (r, done) = (r.clone(), done.clone());
+        let (r, done, polled) = (r.clone(), done.clone(), polled.clone());
         thread::spawn(move || {
             let mut polls = Vec::new();
             while !done.load(Ordering::Relaxed) {
                 polls.push(r.measurements());
+                polled.fetch_add(1, Ordering::Relaxed);
                 thread::yield_now();
             }
             polls
@@ -48,12 +63,12 @@ proptest! {
             proptest::collection::vec(0u32..5_000, 1..400), 1..4)
     ) {
         let r = Registry::default();
-        let writers: Vec<Box<dyn FnOnce() + Send>> = per_thread
+        let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = per_thread
             .iter()
             .cloned()
             .map(|values| {
                 let r = r.clone();
-                Box::new(move || {
+                Box::new(move |_| {
                     let c = r.counter("c", &[]);
                     let t = r.timer("t", &[]);
                     let s = r.percentile_distribution_summary("s", &[]);
@@ -63,7 +78,7 @@ proptest! {
                         t.record(Duration::from_nanos(u64::from(v)));
                         s.record(f64::from(v));
                     }
-                }) as Box<dyn FnOnce() + Send>
+                }) as Box<dyn FnOnce(PollCount) + Send>
             })
             .collect();
         let polls = with_polls(&r, writers);
@@ -96,16 +111,21 @@ proptest! {
 #[test]
 fn every_poll_with_a_count_has_its_max_and_vice_versa() {
     let r = Registry::default();
-    let writers: Vec<Box<dyn FnOnce() + Send>> = (0..3)
+    let recorded = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = (0..3)
         .map(|w| {
-            let r = r.clone();
-            Box::new(move || {
+            let (r, recorded) = (r.clone(), recorded.clone());
+            Box::new(move |polled: PollCount| {
                 let s = r.distribution_summary("inv", &[]);
-                for i in 0..50_000u32 {
-                    // Every record is >= 1, so a poll's max is at least its total / count.
+                // Keep writing until the poller has polled a few times meanwhile, however
+                // the threads get scheduled.
+                let mut i = 0u32;
+                while i < 50_000 || polled.load(Ordering::Relaxed) < 5 {
                     s.record(f64::from(1 + (i + w) % 97));
+                    i += 1;
                 }
-            }) as Box<dyn FnOnce() + Send>
+                recorded.fetch_add(i as usize, Ordering::Relaxed);
+            }) as Box<dyn FnOnce(PollCount) + Send>
         })
         .collect();
     let polls = with_polls(&r, writers);
@@ -124,17 +144,17 @@ fn every_poll_with_a_count_has_its_max_and_vice_versa() {
         }
         total += count;
     }
-    assert_eq!(total, 150_000.0);
-    assert!(polls.len() > 2, "the poller ran during the writes");
+    assert_eq!(total, recorded.load(Ordering::Relaxed) as f64);
+    assert!(polls.len() > 5, "the poller ran during the writes");
 }
 
 #[test]
 fn threads_creating_the_same_and_different_ids_while_polling() {
     let r = Registry::default();
-    let writers: Vec<Box<dyn FnOnce() + Send>> = (0..4)
+    let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = (0..4)
         .map(|w| {
             let r = r.clone();
-            Box::new(move || {
+            Box::new(move |_| {
                 for i in 0..5_000 {
                     r.counter("shared", &[]).increment();
                     r.counter(
@@ -143,7 +163,7 @@ fn threads_creating_the_same_and_different_ids_while_polling() {
                     )
                     .increment();
                 }
-            }) as Box<dyn FnOnce() + Send>
+            }) as Box<dyn FnOnce(PollCount) + Send>
         })
         .collect();
     let polls = with_polls(&r, writers);
