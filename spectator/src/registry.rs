@@ -130,7 +130,6 @@ pub(crate) struct RegistryInner {
     write_lock: Mutex<()>,
     /// Serialises polls: each meter's interval is handed to one poll.
     poll_lock: Mutex<()>,
-    #[allow(dead_code)] // used by the publisher
     pub(crate) publish_state: crate::publish::PublishState,
     /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
     refused: std::sync::OnceLock<Counter>,
