@@ -13,6 +13,13 @@
 //! assert!(agg.requests().is_empty());
 //! ```
 //!
+//! # Faults
+//!
+//! Besides the scripted [`Reply`]s (statuses, partial answers, hangs, resets, responses that
+//! never end), [`Aggregator::down`] closes the port and every open connection, as a crashed
+//! aggregator would (new connections are refused), and [`Aggregator::up`] listens on the same
+//! port again. [`Aggregator::start_down`] starts with the port closed.
+//!
 //! # Validation
 //!
 //! Always enforced (the measurement is rejected): `name` present, only the characters
@@ -46,6 +53,10 @@ pub enum Reply {
     Hang(Duration),
     /// Read the request, then reset the connection (TCP RST) without answering.
     Reset,
+    /// Validate the request as [`Reply::Validate`] does and accept what it would, but answer
+    /// with this status and a chunked body that never ends: a few bytes every 20 ms until the
+    /// client gives up (or the aggregator goes [down](Aggregator::down) or is dropped).
+    Endless(u16),
 }
 
 /// One measurement as the aggregator decoded it.
@@ -121,11 +132,20 @@ impl Shared {
     }
 }
 
+/// What the serving thread is told to do.
+enum Command {
+    /// Listen on this (already bound) socket.
+    Listen(std::net::TcpListener),
+    /// Close the listener and every connection, then acknowledge.
+    Down(std::sync::mpsc::Sender<()>),
+}
+
 /// A running loopback aggregator; stops when dropped.
 pub struct Aggregator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -156,23 +176,49 @@ impl Aggregator {
             changed: Condvar::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = commands.send(Command::Listen(std_listener));
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("loopback-aggregator".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    match TcpListener::from_std(std_listener) {
-                        Ok(listener) => serve(listener, s, stop_rx).await,
-                        Err(e) => eprintln!("loopback aggregator: {e}"),
-                    }
-                })
-            })?;
+            .spawn(move || rt.block_on(serve(s, stop_rx, commands_rx)))?;
         Ok(Aggregator {
             addr,
             shared,
             stop,
+            commands,
             thread: Some(thread),
         })
+    }
+
+    /// Starts an aggregator on a free port of 127.0.0.1 that is [down](Aggregator::down):
+    /// connections to [`uri`](Aggregator::uri) are refused until [`up`](Aggregator::up).
+    pub fn start_down() -> io::Result<Aggregator> {
+        let agg = Aggregator::start()?;
+        agg.down();
+        Ok(agg)
+    }
+
+    /// Stops listening and closes every open connection (requests in flight get no answer),
+    /// like a crashed aggregator; returns once the port is closed. Scripted replies and the
+    /// requests received so far are kept.
+    pub fn down(&self) {
+        let (ack, acked) = std::sync::mpsc::channel();
+        if self.commands.send(Command::Down(ack)).is_ok() {
+            let _ = acked.recv_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// Listens again on the same address after [`down`](Aggregator::down).
+    ///
+    /// # Errors
+    /// When the port cannot be bound again (another process took it meanwhile).
+    pub fn up(&self) -> io::Result<()> {
+        let listener = std::net::TcpListener::bind(self.addr)?;
+        listener.set_nonblocking(true)?;
+        self.commands
+            .send(Command::Listen(listener))
+            .map_err(|_| io::Error::other("the aggregator thread has stopped"))
     }
 
     /// The address it listens on.
@@ -267,13 +313,48 @@ impl Drop for Aggregator {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+) {
+    let mut listener: Option<TcpListener> = None;
+    // Bumped by `down`: every connection task watches it and closes its socket.
+    let (epoch, _) = watch::channel(0u64);
     loop {
+        let accept = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            biased;
             _ = stop.changed() => return,
-            accepted = listener.accept() => {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Listen(l)) => match TcpListener::from_std(l) {
+                    Ok(l) => listener = Some(l),
+                    Err(e) => eprintln!("loopback aggregator: {e}"),
+                },
+                Some(Command::Down(ack)) => {
+                    listener = None;
+                    epoch.send_modify(|e| *e += 1);
+                    let _ = ack.send(());
+                }
+            },
+            accepted = accept => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(connection(stream, Arc::clone(&shared)));
+                    let mut closed = epoch.subscribe();
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        // `down` wins over anything the connection could still do.
+                        tokio::select! {
+                            biased;
+                            _ = closed.changed() => {}
+                            _ = connection(stream, shared) => {}
+                        }
+                    });
                 }
             }
         }
@@ -349,9 +430,18 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                     ),
                 ));
             }
+            Reply::Endless(code) => {
+                let _ = validate_and_answer(&mut record, strict);
+                if !(200..300).contains(code) {
+                    record.accepted.clear();
+                }
+            }
             Reply::Hang(_) | Reply::Reset => {}
         }
-        record.status = answer.as_ref().map(|(s, _)| *s);
+        record.status = match reply {
+            Reply::Endless(code) => Some(code),
+            _ => answer.as_ref().map(|(s, _)| *s),
+        };
         {
             let mut st = shared.lock();
             st.requests.push(record);
@@ -366,6 +456,10 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 let _ = stream.set_zero_linger();
                 return;
             }
+            Reply::Endless(code) => {
+                endless(&mut stream, code).await;
+                return;
+            }
             _ => {}
         }
         if let Some((status, body)) = answer {
@@ -376,6 +470,24 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         if close {
             return;
         }
+    }
+}
+
+/// Answers `status` with a chunked body that never ends, until the client closes.
+async fn endless(stream: &mut TcpStream, status: u16) {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        reason(status)
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        // One-byte chunks of a JSON string that is never closed.
+        if stream.write_all(b"1\r\n \r\n").await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -443,8 +555,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
-    let reason = match status {
+fn reason(status: u16) -> &'static str {
+    match status {
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
@@ -452,9 +564,13 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> io::Result<
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",
-    };
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
     let msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        reason(status),
         body.len()
     );
     stream.write_all(msg.as_bytes()).await?;
@@ -537,6 +653,39 @@ pub fn decode_payload(json: &[u8]) -> Result<Vec<ReceivedMeasurement>, String> {
         out.push(ReceivedMeasurement { tags, op, value });
     }
     Ok(out)
+}
+
+/// What the aggregator's rules (SPEC section 5) say about one measurement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Violations the aggregator always rejects for: missing name, characters outside
+    /// `-._A-Za-z0-9^~`, `atlas.*` keys, more than 20 user tags, an op other than 0 or 10.
+    pub rejected: Vec<String>,
+    /// Length-rule violations (name 2..=255, keys 2..=60, values 1..=120), rejected only by a
+    /// [strict](Aggregator::set_strict_lengths) aggregator.
+    pub lengths: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether an aggregator accepts the measurement (`strict_lengths`: enforcing lengths too).
+    pub fn accepted(&self, strict_lengths: bool) -> bool {
+        self.rejected.is_empty() && (!strict_lengths || self.lengths.is_empty())
+    }
+}
+
+/// Checks one decoded measurement against the aggregator's rules, as a request is validated.
+///
+/// ```
+/// use spectator::testing::aggregator::{check_measurement, decode_payload};
+/// let ms = decode_payload(br#"[4,"name","ok.name","x","y",2,2,3,0,1,0,1]"#).unwrap();
+/// let verdict = check_measurement(&ms[0]);
+/// assert!(verdict.rejected.is_empty());
+/// assert_eq!(verdict.lengths.len(), 1); // key "x" is shorter than 2
+/// assert!(verdict.accepted(false) && !verdict.accepted(true));
+/// ```
+pub fn check_measurement(m: &ReceivedMeasurement) -> Verdict {
+    let (rejected, lengths) = check(m);
+    Verdict { rejected, lengths }
 }
 
 /// Problems with one measurement: (rejected, reported-only).
