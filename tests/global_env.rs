@@ -154,6 +154,7 @@ fn every_variable_from_the_process_environment() {
             ("SPECTATOR_BATCH_SIZE", "1234"),
             ("SPECTATOR_TIMEOUT", "0.5"),
             ("SPECTATOR_COMMON_TAGS", "a=1,b=2"),
+            ("SPECTATOR_MAX_METERS", "5000"),
             ("NETFLIX_APP", "app"),
             ("NETFLIX_CLUSTER", "app-main"),
             ("NETFLIX_AUTO_SCALE_GROUP", "app-main-v001"),
@@ -184,6 +185,7 @@ fn child_every_variable() {
     assert_eq!(c.frequency, Duration::from_secs(10));
     assert_eq!(c.batch_size, 1234);
     assert_eq!(c.timeout, Duration::from_millis(500));
+    assert_eq!(c.max_meters, 5000);
     let tags: Vec<String> = c
         .common_tags
         .iter()

@@ -115,6 +115,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "SPECTATOR_BATCH_SIZE",
     "SPECTATOR_TIMEOUT",
     "SPECTATOR_COMMON_TAGS",
+    "SPECTATOR_MAX_METERS",
     "NETFLIX_APP",
     "NETFLIX_CLUSTER",
     "NETFLIX_AUTO_SCALE_GROUP",
@@ -158,6 +159,7 @@ impl Config {
     /// | `SPECTATOR_BATCH_SIZE` | measurements per POST, a positive integer | 10000 |
     /// | `SPECTATOR_TIMEOUT` | connect and request timeout in seconds, a positive decimal, at most one day | 1 |
     /// | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2`: extra tags on every measurement | none |
+    /// | `SPECTATOR_MAX_METERS` | most meters the registry holds ([`Config::max_meters`]), a positive integer | 100000 |
     ///
     /// The Netflix variables in [`NETFLIX_ENV_TAGS`] add `nf.*` common tags
     /// (`NETFLIX_INSTANCE_ID` before `EC2_INSTANCE_ID`, `NETFLIX_CONTAINER_NAME` before
@@ -202,14 +204,13 @@ impl Config {
             config.frequency = parse_seconds("SPECTATOR_FREQUENCY", &v)?;
         }
         if let Some(v) = get("SPECTATOR_BATCH_SIZE") {
-            config.batch_size = match v.parse::<usize>() {
-                Ok(0) => return Err(ConfigError::new("SPECTATOR_BATCH_SIZE", &v, "must be > 0")),
-                Ok(n) => n,
-                Err(e) => return Err(ConfigError::new("SPECTATOR_BATCH_SIZE", &v, e.to_string())),
-            };
+            config.batch_size = parse_count("SPECTATOR_BATCH_SIZE", &v)?;
         }
         if let Some(v) = get("SPECTATOR_TIMEOUT") {
             config.timeout = parse_seconds("SPECTATOR_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("SPECTATOR_MAX_METERS") {
+            config.max_meters = parse_count("SPECTATOR_MAX_METERS", &v)?;
         }
 
         let mut tags: Vec<(String, String)> = Vec::new();
@@ -262,6 +263,15 @@ pub(crate) fn check_uri(uri: &str) -> Result<reqwest::Url, String> {
     match url.host_str() {
         Some(h) if !h.is_empty() => Ok(url),
         _ => Err("no host".into()),
+    }
+}
+
+/// A positive integer.
+fn parse_count(variable: &'static str, v: &str) -> Result<usize, ConfigError> {
+    match v.parse::<usize>() {
+        Ok(0) => Err(ConfigError::new(variable, v, "must be > 0")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(ConfigError::new(variable, v, e.to_string())),
     }
 }
 
@@ -326,6 +336,7 @@ mod tests {
             ("SPECTATOR_BATCH_SIZE", "500"),
             ("SPECTATOR_TIMEOUT", "2.5"),
             ("SPECTATOR_COMMON_TAGS", "a=1, b = 2 ,,c=x=y,a=3,"),
+            ("SPECTATOR_MAX_METERS", " 2000 "),
         ])
         .unwrap();
         assert_eq!(
@@ -336,7 +347,24 @@ mod tests {
         assert_eq!(c.batch_size, 500);
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert_eq!(tags(&c), [("a", "3"), ("b", "2"), ("c", "x=y")]);
+        assert_eq!(c.max_meters, 2000);
         assert_eq!(c.meter_ttl, Config::default().meter_ttl);
+    }
+
+    #[test]
+    fn max_meters_default_and_errors() {
+        assert_eq!(cfg(&[]).unwrap().max_meters, 100_000);
+        let err = cfg(&[("SPECTATOR_MAX_METERS", "lots")]).unwrap_err();
+        assert_eq!(err.variable(), "SPECTATOR_MAX_METERS");
+        assert_eq!(
+            err.to_string(),
+            "invalid SPECTATOR_MAX_METERS=\"lots\": invalid digit found in string"
+        );
+        let err = cfg(&[("SPECTATOR_MAX_METERS", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid SPECTATOR_MAX_METERS=\"0\": must be > 0"
+        );
     }
 
     #[test]
@@ -395,6 +423,7 @@ mod tests {
             ("SPECTATOR_BATCH_SIZE", "\t"),
             ("SPECTATOR_TIMEOUT", ""),
             ("SPECTATOR_COMMON_TAGS", "  "),
+            ("SPECTATOR_MAX_METERS", " "),
             ("NETFLIX_APP", ""),
         ];
         assert_eq!(cfg(&blank).unwrap(), Config::default());
@@ -428,6 +457,10 @@ mod tests {
             ("SPECTATOR_BATCH_SIZE", "-1"),
             ("SPECTATOR_BATCH_SIZE", "1.5"),
             ("SPECTATOR_BATCH_SIZE", "99999999999999999999999"),
+            ("SPECTATOR_MAX_METERS", "0"),
+            ("SPECTATOR_MAX_METERS", "-10"),
+            ("SPECTATOR_MAX_METERS", "1e6"),
+            ("SPECTATOR_MAX_METERS", "100 000"),
             ("SPECTATOR_TIMEOUT", "soon"),
             ("SPECTATOR_TIMEOUT", "0"),
             ("SPECTATOR_COMMON_TAGS", "novalue"),

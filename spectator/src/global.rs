@@ -10,6 +10,21 @@
 //! forking workers.
 //!
 //! Call [`stop_global`] before exiting to publish what was recorded since the last step.
+//!
+//! # Forking
+//!
+//! Fork worker processes before publishing starts: set `SPECTATOR_DISABLE_AUTO_START_GLOBAL=1`,
+//! fork, then call `global().start()` in each worker. A child forked after publishing started
+//! (the situation spectator-py warns about) does not deadlock: it can record, publish and
+//! `start()` a publisher of its own, because the publish state is tagged with the process id
+//! (the parent's loop thread and pooled HTTP connections, which the child does not have, are
+//! ignored there), and [`stop_global`] in the child only does a final publish. Two caveats
+//! that come with `fork` itself:
+//! - the child inherits the parent's unpublished deltas: call
+//!   [`measurements`](crate::Registry::measurements) in the child first to discard them, or
+//!   they are sent by both processes;
+//! - fork outside of a publish: a registry lock held by the publishing thread at that instant
+//!   stays held in the child.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 

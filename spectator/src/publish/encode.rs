@@ -18,7 +18,8 @@
 //! Rules applied here:
 //! - every name, key and value is [sanitised](crate::id::sanitize) to `-._A-Za-z0-9~^`, so no
 //!   string ever needs JSON escaping;
-//! - per measurement the tags are the common tags (in the order given), then the id's tags
+//! - per measurement the tags are the common tags (in the order given; a key given twice, or
+//!   two keys that sanitise alike, keep the last value), then the id's tags
 //!   (sorted by key), then `name` → metric name; a key present in both the common tags and the
 //!   id is sent once with the id's value; a tag whose key is `name` is not sent (the metric name
 //!   is);
@@ -39,11 +40,19 @@ use crate::measurement::Measurement;
 /// `common_tags` are added to every measurement (sanitised here; an id's own tag of the same key
 /// wins). Non-finite values are skipped; the caller decides the batch size.
 pub fn encode_batch(common_tags: &[(String, String)], batch: &[Measurement], out: &mut Vec<u8>) {
-    let common: Vec<(Cow<'_, str>, Cow<'_, str>)> = common_tags
-        .iter()
-        .map(|(k, v)| (sanitize(k), sanitize(v)))
-        .filter(|(k, _)| k != "name")
-        .collect();
+    // One value per sanitised key (the last one given wins): two spellings of a key, or a key
+    // given twice, must not send the same tag twice in a measurement.
+    let mut common: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(common_tags.len());
+    for (k, v) in common_tags {
+        let (k, v) = (sanitize(k), sanitize(v));
+        if k == "name" {
+            continue;
+        }
+        match common.iter_mut().find(|(ck, _)| *ck == k) {
+            Some(slot) => slot.1 = v,
+            None => common.push((k, v)),
+        }
+    }
 
     // Flat storage of every measurement's tag pairs; `spans` marks each one's slice.
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(batch.len() * (common.len() + 4));
@@ -245,6 +254,17 @@ mod tests {
         assert_eq!(
             enc(&[("nf.app", "foo")], &[m]),
             r#"[8,"a","count","foo","name","nf.app","statistic","x","y",4,4,2,5,1,6,7,3,0,0,1]"#
+        );
+    }
+
+    #[test]
+    fn common_key_given_twice_is_sent_once_with_the_last_value() {
+        // Found by fuzzing: `a b` and `a_b` are one key on the wire, as is a key given twice
+        // (RegistryBuilder::common_tags called twice); each was sent twice in a measurement.
+        let m = Measurement::new(Id::new("m", &[]), 1.0);
+        assert_eq!(
+            enc(&[("a b", "1"), ("a_b", "2"), ("c", "3"), ("c", "4")], &[m]),
+            r#"[6,"2","4","a_b","c","m","name",3,2,0,3,1,5,4,10,1]"#
         );
     }
 

@@ -32,8 +32,8 @@ mod publisher;
 mod send;
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::measurement::Measurement;
 
@@ -103,11 +103,69 @@ impl From<http::BuildError> for Error {
 
 /// Per-registry publishing state: the queue of measurements kept after failed POSTs, the
 /// HTTP client, and whether a loop is running. Not on the recording path.
+///
+/// Fork-aware: the running loop and the HTTP client are tagged with the id of the process
+/// that made them. A forked child has neither the parent's loop thread nor a runtime serving
+/// the parent's pooled connections, so in the child the loop counts as not running and the
+/// client is built anew.
 #[derive(Default)]
 pub(crate) struct PublishState {
     pub(crate) pending: Mutex<Pending>,
-    pub(crate) sender: OnceLock<Result<http::HttpSender, String>>,
-    pub(crate) running: AtomicBool,
+    /// The HTTP client and the process it was built in.
+    sender: Mutex<Option<(u32, Result<http::HttpSender, String>)>>,
+    /// Id of the process whose publish loop is running; 0 when none is.
+    running: AtomicU32,
+}
+
+impl PublishState {
+    /// Marks a loop as running in this process; false when one already is.
+    pub(crate) fn claim(&self) -> bool {
+        let me = std::process::id();
+        let mut current = self.running.load(Ordering::SeqCst);
+        loop {
+            if current == me {
+                return false;
+            }
+            // 0, or a loop of the process this one was forked from: its thread is not here.
+            match self
+                .running
+                .compare_exchange(current, me, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Marks this process's loop as stopped.
+    pub(crate) fn release(&self) {
+        let _ = self.running.compare_exchange(
+            std::process::id(),
+            0,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// The HTTP client for `uri` built in this process (on first use here), or why it
+    /// cannot be built.
+    pub(crate) fn sender(
+        &self,
+        uri: &str,
+        timeout: std::time::Duration,
+    ) -> Result<http::HttpSender, String> {
+        let me = std::process::id();
+        let mut slot = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some((pid, built)) if *pid == me => built.clone(),
+            _ => {
+                let built =
+                    http::HttpSender::new(uri, timeout).map_err(|e| Error::from(e).to_string());
+                *slot = Some((me, built.clone()));
+                built
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PublishState {

@@ -32,6 +32,8 @@ pub struct Publisher {
     done_rx: Mutex<Option<mpsc::Receiver<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopped: AtomicBool,
+    /// The process that started the loop (a forked child has a copy but not the loop).
+    pid: u32,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -68,7 +70,7 @@ impl crate::Registry {
     /// go out with the next publish.
     pub async fn publish(&self) -> PublishReport {
         let sender = match self.core().sender() {
-            Ok(s) => s.clone(),
+            Ok(s) => s,
             Err(Error::NoUri) => return PublishReport::default(),
             Err(e) => {
                 tracing::error!(target: "spectator::registry", "cannot publish: {e}");
@@ -124,11 +126,7 @@ impl crate::Registry {
     pub(crate) fn start_at(&self, place: LoopPlace) -> Result<Publisher, Error> {
         self.core().sender()?;
         let state = &self.inner.publish_state;
-        if state
-            .running
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if !state.claim() {
             return Err(Error::AlreadyStarted);
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -151,7 +149,7 @@ impl crate::Registry {
                 match spawned {
                     Ok(t) => thread = Some(t),
                     Err(e) => {
-                        state.running.store(false, Ordering::SeqCst);
+                        state.release();
                         return Err(Error::Thread(e));
                     }
                 }
@@ -170,6 +168,7 @@ impl crate::Registry {
             done_rx: Mutex::new(Some(done_rx)),
             thread: Mutex::new(thread),
             stopped: AtomicBool::new(false),
+            pid: std::process::id(),
         })
     }
 }
@@ -203,26 +202,32 @@ impl Publisher {
     /// `frequency` plus one `timeout`); what could not be sent stays queued in the registry
     /// for a later [`Registry::publish`](crate::Registry::publish). Returns that publish's
     /// report; later calls return an empty one.
+    ///
+    /// In a process forked after this publisher started, the loop is not there (it stays
+    /// in the parent): `stop` only does the final publish, of what the child recorded.
     pub fn stop(&self) -> PublishReport {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return PublishReport::default();
         }
+        if self.inherited() {
+            return final_publish_on_thread(self.registry.clone());
+        }
         let _ = self.stop_tx.send(true);
         self.wait_for_loop_blocking();
         let report = final_publish_on_thread(self.registry.clone());
-        self.registry
-            .inner
-            .publish_state
-            .running
-            .store(false, Ordering::SeqCst);
+        self.registry.inner.publish_state.release();
         report
     }
 
     /// Stops the loop, waits for a publish in progress, and publishes one last time.
-    /// Returns that publish's report; later calls return an empty one.
+    /// Returns that publish's report; later calls return an empty one. In a forked child,
+    /// only the final publish is done (see [`stop`](Publisher::stop)).
     pub async fn shutdown(&self) -> PublishReport {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return PublishReport::default();
+        }
+        if self.inherited() {
+            return self.registry.publish().await;
         }
         let _ = self.stop_tx.send(true);
         let thread = self
@@ -251,12 +256,13 @@ impl Publisher {
             }
         }
         let report = self.registry.publish().await;
-        self.registry
-            .inner
-            .publish_state
-            .running
-            .store(false, Ordering::SeqCst);
+        self.registry.inner.publish_state.release();
         report
+    }
+
+    /// Whether this is a copy made by `fork` in a child process, where the loop does not run.
+    fn inherited(&self) -> bool {
+        self.pid != std::process::id()
     }
 
     /// How long to wait for a publish in progress: one step plus the last POST's timeout.
@@ -294,7 +300,8 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if self.stopped.swap(true, Ordering::SeqCst) {
+        // A copy inherited through fork has no loop to end here, and flushes only on request.
+        if self.stopped.swap(true, Ordering::SeqCst) || self.inherited() {
             return;
         }
         let _ = self.stop_tx.send(true);
@@ -303,18 +310,10 @@ impl Drop for Publisher {
             .name("spectator-flush".into())
             .spawn(move || {
                 final_publish_blocking(&registry);
-                registry
-                    .inner
-                    .publish_state
-                    .running
-                    .store(false, Ordering::SeqCst);
+                registry.inner.publish_state.release();
             });
         if spawned.is_err() {
-            self.registry
-                .inner
-                .publish_state
-                .running
-                .store(false, Ordering::SeqCst);
+            self.registry.inner.publish_state.release();
         }
     }
 }

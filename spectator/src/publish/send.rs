@@ -22,19 +22,16 @@ pub(crate) struct PublishCore<'a> {
 }
 
 impl PublishCore<'_> {
-    /// The shared HTTP sender for this registry, built on first use.
-    pub(crate) fn sender(&self) -> Result<&HttpSender, Error> {
+    /// The shared HTTP sender for this registry, built on first use (in this process).
+    pub(crate) fn sender(&self) -> Result<HttpSender, Error> {
         let uri = self.config.uri.as_deref().ok_or(Error::NoUri)?;
-        let built = self.state.sender.get_or_init(|| {
-            HttpSender::new(uri, self.config.timeout).map_err(|e| Error::from(e).to_string())
-        });
-        match built {
+        match self.state.sender(uri, self.config.timeout) {
             Ok(s) => Ok(s),
             // Building again reproduces the first error (with its type).
             Err(first) => Err(HttpSender::new(uri, self.config.timeout)
                 .err()
                 .map(Error::from)
-                .unwrap_or_else(|| Error::Client(first.clone()))),
+                .unwrap_or_else(|| Error::Client(first))),
         }
     }
 
@@ -162,7 +159,7 @@ mod tests {
             state: &state,
             config: &cfg,
         };
-        let sender = core.sender().unwrap().clone();
+        let sender = core.sender().unwrap();
         agg.script(Reply::Validate, 1);
         agg.script(Reply::Status(503), 1);
         agg.script(Reply::Reset, 1);
@@ -197,7 +194,7 @@ mod tests {
             state: &state,
             config: &cfg,
         };
-        let sender = core.sender().unwrap().clone();
+        let sender = core.sender().unwrap();
         agg.script(Reply::Partial(2), 1);
         agg.script(Reply::Status(400), 1);
         agg.script(Reply::Status(404), 1);
@@ -218,7 +215,7 @@ mod tests {
             state: &state,
             config: &cfg,
         };
-        let sender = core.sender().unwrap().clone();
+        let sender = core.sender().unwrap();
         // Outage: every attempt of the first batch fails; nothing else is tried.
         agg.script(Reply::Status(500), 3);
         let r = core.send(&sender, ms(6, "a")).await;
@@ -255,7 +252,7 @@ mod tests {
             state: &state,
             config: &cfg,
         };
-        let sender = core.sender().unwrap().clone();
+        let sender = core.sender().unwrap();
         agg.script(Reply::Hang(Duration::from_secs(2)), 1);
         let r = core.send(&sender, ms(3, "h")).await;
         assert_eq!((r.sent, r.errors, r.pending), (3, 1, 0));
