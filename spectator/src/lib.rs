@@ -20,6 +20,10 @@ pub mod measurement;
 pub mod meter;
 pub mod publish;
 mod registry;
+mod sync;
+
+#[cfg(all(spectator_loom, test))]
+mod loom_tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};

@@ -28,10 +28,12 @@ use crate::meter::{
     Counter, DistributionSummary, Gauge, MaxGauge, MeterCore, MeterKind,
     PercentileDistributionSummary, PercentileTimer, Timer,
 };
+use crate::sync::retire::{handle_is_live, try_retire};
+use crate::sync::AtomicBool;
 use arc_swap::ArcSwap;
 use hashbrown::{Equivalent, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -274,13 +276,9 @@ impl Registry {
         let snapshot = self.inner.snapshot.load();
         let entry = snapshot.get(key)?;
         let handle = self.handle(entry)?;
-        // Pairs with the fence in `retire`: either the poll sees this handle's reference and
-        // keeps the meter, or we see the retired mark and ask again under the write lock.
-        fence(Ordering::SeqCst);
-        if entry.retired.load(Ordering::Relaxed) {
-            return None;
-        }
-        Some(handle)
+        // Pairs with `try_retire` in `retire`: either the poll sees this handle's reference
+        // and keeps the meter, or we see the retired mark and ask again under the write lock.
+        handle_is_live(&entry.retired).then_some(handle)
     }
 
     /// A handle of the requested kind, or a detached one when the id has another kind.
@@ -370,13 +368,9 @@ impl Registry {
             let Some(entry) = current.get(id) else {
                 continue;
             };
-            entry.retired.store(true, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-            if is_expired(entry, now, ttl) {
+            if try_retire(&entry.retired, || is_expired(entry, now, ttl)) {
                 removed += 1;
                 entry.core.measure(&entry.ids, now, ttl, out);
-            } else {
-                entry.retired.store(false, Ordering::Relaxed);
             }
         }
         if removed == 0 {

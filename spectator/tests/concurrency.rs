@@ -217,3 +217,63 @@ fn expiry_racing_lookups_loses_no_update() {
     assert_eq!(sum("churn"), sum("written"));
     assert!(sum("written") >= 90_000.0);
 }
+
+#[test]
+fn many_threads_mixed_meters_inserts_lookups_and_expiry_keep_exact_totals() {
+    // Eight writers; every record looks its meter up again (no cached handle), so lookups,
+    // inserts (new ids keep arriving, merging the snapshot's levels) and removals (TTL 0: a
+    // meter is removed at the first poll that finds it unowned) all race the polls.
+    let r = Registry::builder()
+        .config(spectator::Config {
+            meter_ttl: Duration::ZERO,
+            ..Default::default()
+        })
+        .build();
+    const PER_THREAD: u32 = 4_000;
+    let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = (0..8u32)
+        .map(|w| {
+            let r = r.clone();
+            Box::new(move |polled: PollCount| {
+                let mut i = 0u32;
+                while i < PER_THREAD || polled.load(Ordering::Relaxed) < 10 {
+                    let shared = (i % 3).to_string();
+                    r.counter("mixed.counter", &[("k", &shared)]).add(2.0);
+                    r.timer("mixed.timer", &[("k", &shared)])
+                        .record(Duration::from_micros(u64::from(i % 7)));
+                    r.percentile_distribution_summary("mixed.summary", &[("k", &shared)])
+                        .record(f64::from(i % 5));
+                    // A fresh id now and then (some shared between writers).
+                    let fresh = ((i / 8) * 8 + w % 4).to_string();
+                    r.counter("mixed.fresh", &[("id", &fresh)]).increment();
+                    i += 1;
+                }
+                r.counter("mixed.done", &[("w", &w.to_string())])
+                    .add(f64::from(i));
+                let amount: u32 = (0..i).map(|j| j % 5).sum();
+                r.counter("mixed.amount", &[("w", &w.to_string())])
+                    .add(f64::from(amount));
+            }) as Box<dyn FnOnce(PollCount) + Send>
+        })
+        .collect();
+    let polls = with_polls(&r, writers);
+    let sum = |name: &str, stat: &str| -> f64 {
+        polls
+            .iter()
+            .flatten()
+            .filter(|m| m.id.name() == name && m.id.tag("statistic") == Some(stat))
+            .map(|m| m.value)
+            .sum()
+    };
+    let records = sum("mixed.done", "count");
+    assert!(records >= f64::from(8 * PER_THREAD));
+    assert_eq!(sum("mixed.counter", "count"), 2.0 * records);
+    assert_eq!(sum("mixed.timer", "count"), records);
+    assert_eq!(sum("mixed.summary", "count"), records);
+    assert_eq!(sum("mixed.summary", "percentile"), records);
+    assert_eq!(
+        sum("mixed.summary", "totalAmount"),
+        sum("mixed.amount", "count")
+    );
+    assert_eq!(sum("mixed.fresh", "count"), records);
+    assert!(polls.len() > 10, "the poller ran during the writes");
+}

@@ -2,7 +2,7 @@
 //! the writer/reader phaser that lets a poll take a consistent interval from multi-field
 //! meters without ever blocking a writer.
 
-use std::hint::spin_loop;
+use crate::sync::{spin_wait, AtomicU64 as PhaserWord};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An `f64` that can be added to from many threads (compare-and-swap on its bits).
@@ -104,18 +104,18 @@ impl AtomicMaxF64 {
 /// never wait. Polls must be serialised by the caller.
 #[derive(Debug)]
 pub(crate) struct Phaser {
-    start: AtomicU64,
-    end: [AtomicU64; 2],
+    start: PhaserWord,
+    end: [PhaserWord; 2],
 }
 
 /// Phase bit in `start`.
 const PHASE: u64 = 1 << 63;
 
 impl Phaser {
-    pub(crate) const fn new() -> Phaser {
+    pub(crate) fn new() -> Phaser {
         Phaser {
-            start: AtomicU64::new(0),
-            end: [AtomicU64::new(0), AtomicU64::new(0)],
+            start: PhaserWord::new(0),
+            end: [PhaserWord::new(0), PhaserWord::new(0)],
         }
     }
 
@@ -150,12 +150,8 @@ impl Phaser {
         while self.end[old].load(Ordering::Acquire) != entered {
             // A writer is between its two counters: a few instructions, unless it was
             // descheduled, in which case let it run.
-            spins += 1;
-            if spins < 64 {
-                spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            spins = spins.saturating_add(1);
+            spin_wait(spins);
         }
         old
     }

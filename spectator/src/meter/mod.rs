@@ -4,7 +4,7 @@
 //! and record with a few atomic operations: no lock, no allocation. The registry keeps the
 //! same `Arc`s and turns them into [`Measurement`]s when polled.
 
-mod atomic;
+pub(crate) mod atomic;
 mod counter;
 mod distribution_summary;
 mod gauge;

@@ -807,4 +807,16 @@ mod tests {
         assert!(decode_payload(b"[1,\"a\",1,0,0]").is_err());
         assert_eq!(decode_payload(b"[1,\"name\"]").unwrap(), vec![]);
     }
+
+    #[test]
+    fn values_decode_exactly() {
+        // Found by a property test: serde_json's default float parsing is off by one ulp
+        // here; the `float_roundtrip` feature (enabled by `testing`) parses it exactly.
+        let v = 943972.4019973897_f64;
+        let json = format!(
+            "[2,\"name\",\"nm\",1,0,1,0,{}]",
+            serde_json::to_string(&v).unwrap()
+        );
+        assert_eq!(decode_payload(json.as_bytes()).unwrap()[0].value, v);
+    }
 }
