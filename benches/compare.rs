@@ -14,8 +14,8 @@
 //!
 //! `cargo bench --bench compare -- --warm-up-time 1 --measurement-time 3`
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use criterion::measurement::WallTime;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -236,8 +236,7 @@ fn lookup(c: &mut Criterion) {
             .increment()
     });
     bench(&mut g, &t, metrics_name, || {
-        metrics::counter!("server.numRequests", "status" => "200", "method" => "GET")
-            .increment(1)
+        metrics::counter!("server.numRequests", "status" => "200", "method" => "GET").increment(1)
     });
     bench(&mut g, &t, prometheus_name, || {
         vec.with_label_values(black_box(&["200", "GET"])).inc()

@@ -57,7 +57,10 @@ fn per_meter(register: impl Fn(&spectator::Registry, &str)) -> f64 {
 
 /// Live bytes per meter after recording into each meter from `threads` threads (a meter used
 /// from several threads may hold per-thread state).
-fn per_meter_after_use(threads: usize, register: impl Fn(&spectator::Registry, &str) + Sync) -> f64 {
+fn per_meter_after_use(
+    threads: usize,
+    register: impl Fn(&spectator::Registry, &str) + Sync,
+) -> f64 {
     let values: Vec<String> = (0..N).map(|i| format!("{i:05}")).collect();
     let before = LIVE.load(Ordering::Relaxed);
     let r = spectator::Registry::default();
@@ -100,7 +103,9 @@ fn main() {
         r.percentile_timer("server.requestLatency", &[("id", v)])
             .record(std::time::Duration::from_millis(20));
     });
-    println!("memory per meter ({N} meters, name + 1 tag, live heap bytes incl. id and registry entry):");
+    println!(
+        "memory per meter ({N} meters, name + 1 tag, live heap bytes incl. id and registry entry):"
+    );
     println!("  counter:                              {counter:.0} B");
     println!("  timer:                                {timer:.0} B");
     println!("  percentile timer (registered):        {pct:.0} B");
