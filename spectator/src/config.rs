@@ -29,6 +29,10 @@ pub struct Config {
     pub common_tags: Vec<(String, String)>,
     /// A meter with no live handle and no update for this long is removed (default 15 min).
     pub meter_ttl: Duration,
+    /// Most meters the registry holds (default 100 000). Past it, a new id gets a meter that
+    /// reports nothing, and `spectator.meters{id=refused}` counts the refusals: a runaway
+    /// loop of distinct ids cannot exhaust memory. Self-metrics (`spectator.*`) are exempt.
+    pub max_meters: usize,
 }
 
 impl Default for Config {
@@ -40,6 +44,403 @@ impl Default for Config {
             timeout: Duration::from_secs(1),
             common_tags: Vec::new(),
             meter_ttl: Duration::from_secs(15 * 60),
+            max_meters: 100_000,
+        }
+    }
+}
+
+/// A configuration variable with a value that cannot be used.
+///
+/// ```
+/// use spectator::Config;
+/// let err = Config::from_lookup(|k| (k == "SPECTATOR_BATCH_SIZE").then(|| "lots".to_string()))
+///     .unwrap_err();
+/// assert_eq!(err.variable(), "SPECTATOR_BATCH_SIZE");
+/// assert!(err.to_string().contains("\"lots\""));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            variable,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The environment variable at fault, e.g. `SPECTATOR_FREQUENCY`.
+    pub fn variable(&self) -> &'static str {
+        self.variable
+    }
+
+    /// Its value as found.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// The Netflix environment variables and the common tag each one sets. Where two variables
+/// feed one tag, the first non-blank one wins.
+pub const NETFLIX_ENV_TAGS: &[(&str, &str)] = &[
+    ("NETFLIX_APP", "nf.app"),
+    ("NETFLIX_CLUSTER", "nf.cluster"),
+    ("NETFLIX_AUTO_SCALE_GROUP", "nf.asg"),
+    ("NETFLIX_STACK", "nf.stack"),
+    ("EC2_REGION", "nf.region"),
+    ("EC2_AVAILABILITY_ZONE", "nf.zone"),
+    ("NETFLIX_INSTANCE_ID", "nf.node"),
+    ("EC2_INSTANCE_ID", "nf.node"),
+    ("NETFLIX_ACCOUNT_ID", "nf.account"),
+    ("NETFLIX_CONTAINER_NAME", "nf.container"),
+    ("TITUS_CONTAINER_NAME", "nf.container"),
+    ("NETFLIX_PROCESS_NAME", "nf.process"),
+];
+
+/// Every variable [`Config::from_env`] reads.
+pub const ENV_VARIABLES: &[&str] = &[
+    "SPECTATOR_URI",
+    "SPECTATOR_FREQUENCY",
+    "SPECTATOR_BATCH_SIZE",
+    "SPECTATOR_TIMEOUT",
+    "SPECTATOR_COMMON_TAGS",
+    "NETFLIX_APP",
+    "NETFLIX_CLUSTER",
+    "NETFLIX_AUTO_SCALE_GROUP",
+    "NETFLIX_STACK",
+    "EC2_REGION",
+    "EC2_AVAILABILITY_ZONE",
+    "NETFLIX_INSTANCE_ID",
+    "EC2_INSTANCE_ID",
+    "NETFLIX_ACCOUNT_ID",
+    "NETFLIX_CONTAINER_NAME",
+    "TITUS_CONTAINER_NAME",
+    "NETFLIX_PROCESS_NAME",
+];
+
+/// Longest accepted frequency or timeout: one day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+impl Config {
+    /// Reads the process environment (SPEC section 6); see [`Config::from_lookup`] for the
+    /// rules. A variable whose value is not valid Unicode is an error.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        for &var in ENV_VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(raw)) = std::env::var(var) {
+                return Err(ConfigError::new(
+                    var,
+                    &raw.to_string_lossy(),
+                    "not valid Unicode",
+                ));
+            }
+        }
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds a configuration from variables looked up with `get` (the environment, for
+    /// [`Config::from_env`]). Values are trimmed; blank ones count as unset.
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `SPECTATOR_URI` | publish endpoint, an absolute `http`/`https` URL | none: record, never publish |
+    /// | `SPECTATOR_FREQUENCY` | seconds between publishes, a positive decimal (`5`, `0.5`), at most one day | 5 |
+    /// | `SPECTATOR_BATCH_SIZE` | measurements per POST, a positive integer | 10000 |
+    /// | `SPECTATOR_TIMEOUT` | connect and request timeout in seconds, a positive decimal, at most one day | 1 |
+    /// | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2`: extra tags on every measurement | none |
+    ///
+    /// The Netflix variables in [`NETFLIX_ENV_TAGS`] add `nf.*` common tags
+    /// (`NETFLIX_INSTANCE_ID` before `EC2_INSTANCE_ID`, `NETFLIX_CONTAINER_NAME` before
+    /// `TITUS_CONTAINER_NAME`). A key given both ways takes its `SPECTATOR_COMMON_TAGS` value.
+    /// In `SPECTATOR_COMMON_TAGS`, blanks around entries, keys and values are trimmed, empty
+    /// entries (`a=1,,b=2`, a trailing comma) are skipped, a value may contain `=`, and a
+    /// repeated key keeps its last value; an entry without `=`, with an empty key or an empty
+    /// value is an error.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable with a value that cannot be used.
+    ///
+    /// ```
+    /// use spectator::Config;
+    /// use std::time::Duration;
+    /// let env = [("SPECTATOR_FREQUENCY", "0.5"), ("NETFLIX_APP", "www"),
+    ///            ("SPECTATOR_COMMON_TAGS", "region=us, zone = a")];
+    /// let config = Config::from_lookup(|k| {
+    ///     env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+    /// }).unwrap();
+    /// assert_eq!(config.frequency, Duration::from_millis(500));
+    /// assert_eq!(config.uri, None);
+    /// assert_eq!(config.common_tags, [("nf.app".to_string(), "www".to_string()),
+    ///     ("region".to_string(), "us".to_string()), ("zone".to_string(), "a".to_string())]);
+    /// ```
+    pub fn from_lookup<F>(get: F) -> Result<Config, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let get = |k: &str| -> Option<String> {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut config = Config::default();
+
+        if let Some(uri) = get("SPECTATOR_URI") {
+            check_uri(&uri).map_err(|reason| ConfigError::new("SPECTATOR_URI", &uri, reason))?;
+            config.uri = Some(uri);
+        }
+        if let Some(v) = get("SPECTATOR_FREQUENCY") {
+            config.frequency = parse_seconds("SPECTATOR_FREQUENCY", &v)?;
+        }
+        if let Some(v) = get("SPECTATOR_BATCH_SIZE") {
+            config.batch_size = match v.parse::<usize>() {
+                Ok(0) => return Err(ConfigError::new("SPECTATOR_BATCH_SIZE", &v, "must be > 0")),
+                Ok(n) => n,
+                Err(e) => return Err(ConfigError::new("SPECTATOR_BATCH_SIZE", &v, e.to_string())),
+            };
+        }
+        if let Some(v) = get("SPECTATOR_TIMEOUT") {
+            config.timeout = parse_seconds("SPECTATOR_TIMEOUT", &v)?;
+        }
+
+        let mut tags: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: &str| match tags.iter_mut().find(|(tk, _)| tk == k) {
+            Some(slot) => slot.1 = v.to_string(),
+            None => tags.push((k.to_string(), v.to_string())),
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for &(var, key) in NETFLIX_ENV_TAGS {
+            if seen.contains(&key) {
+                continue;
+            }
+            if let Some(v) = get(var) {
+                seen.push(key);
+                set(key, &v);
+            }
+        }
+        if let Some(raw) = get("SPECTATOR_COMMON_TAGS") {
+            for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let Some((k, v)) = entry.split_once('=') else {
+                    return Err(ConfigError::new(
+                        "SPECTATOR_COMMON_TAGS",
+                        &raw,
+                        format!("entry {entry:?} is not key=value"),
+                    ));
+                };
+                let (k, v) = (k.trim(), v.trim());
+                if k.is_empty() || v.is_empty() {
+                    return Err(ConfigError::new(
+                        "SPECTATOR_COMMON_TAGS",
+                        &raw,
+                        format!("entry {entry:?} has an empty key or value"),
+                    ));
+                }
+                set(k, v);
+            }
+        }
+        config.common_tags = tags;
+        Ok(config)
+    }
+}
+
+/// Checks that `uri` is an absolute `http` or `https` URL with a host.
+pub(crate) fn check_uri(uri: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(uri.trim()).map_err(|e| e.to_string())?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(format!("scheme {other:?} is not http or https")),
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(url),
+        _ => Err("no host".into()),
+    }
+}
+
+fn parse_seconds(variable: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    let secs: f64 = v
+        .parse()
+        .map_err(|_| ConfigError::new(variable, v, "not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(ConfigError::new(
+            variable,
+            v,
+            "must be a positive number of seconds",
+        ));
+    }
+    if secs > MAX_SECONDS {
+        return Err(ConfigError::new(
+            variable,
+            v,
+            "must be at most 86400 seconds",
+        ));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d < Duration::from_millis(1) {
+        return Err(ConfigError::new(
+            variable,
+            v,
+            "must be at least 0.001 seconds",
+        ));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| {
+            env.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    fn tags(c: &Config) -> Vec<(&str, &str)> {
+        c.common_tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn empty_env_is_default() {
+        assert_eq!(cfg(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_spectator_variable() {
+        let c = cfg(&[
+            ("SPECTATOR_URI", " http://127.0.0.1:7101/api/v4/update "),
+            ("SPECTATOR_FREQUENCY", "10"),
+            ("SPECTATOR_BATCH_SIZE", "500"),
+            ("SPECTATOR_TIMEOUT", "2.5"),
+            ("SPECTATOR_COMMON_TAGS", "a=1, b = 2 ,,c=x=y,a=3,"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.uri.as_deref(),
+            Some("http://127.0.0.1:7101/api/v4/update")
+        );
+        assert_eq!(c.frequency, Duration::from_secs(10));
+        assert_eq!(c.batch_size, 500);
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(tags(&c), [("a", "3"), ("b", "2"), ("c", "x=y")]);
+        assert_eq!(c.meter_ttl, Config::default().meter_ttl);
+    }
+
+    #[test]
+    fn netflix_environment() {
+        let env = [
+            ("NETFLIX_APP", "www"),
+            ("NETFLIX_CLUSTER", "www-main"),
+            ("NETFLIX_AUTO_SCALE_GROUP", "www-main-v001"),
+            ("NETFLIX_STACK", "main"),
+            ("EC2_REGION", "us-east-1"),
+            ("EC2_AVAILABILITY_ZONE", "us-east-1a"),
+            ("EC2_INSTANCE_ID", "i-ec2"),
+            ("NETFLIX_ACCOUNT_ID", "1234"),
+            ("TITUS_CONTAINER_NAME", "titus"),
+            ("NETFLIX_PROCESS_NAME", "proc"),
+            ("SPECTATOR_COMMON_TAGS", "nf.stack=override"),
+        ];
+        let c = cfg(&env).unwrap();
+        assert_eq!(
+            tags(&c),
+            [
+                ("nf.app", "www"),
+                ("nf.cluster", "www-main"),
+                ("nf.asg", "www-main-v001"),
+                ("nf.stack", "override"),
+                ("nf.region", "us-east-1"),
+                ("nf.zone", "us-east-1a"),
+                ("nf.node", "i-ec2"),
+                ("nf.account", "1234"),
+                ("nf.container", "titus"),
+                ("nf.process", "proc"),
+            ]
+        );
+        // The first of two alternates wins.
+        let c = cfg(&[
+            ("NETFLIX_INSTANCE_ID", "i-netflix"),
+            ("EC2_INSTANCE_ID", "i-ec2"),
+            ("NETFLIX_CONTAINER_NAME", "main"),
+            ("TITUS_CONTAINER_NAME", "titus"),
+        ])
+        .unwrap();
+        assert_eq!(
+            tags(&c),
+            [("nf.node", "i-netflix"), ("nf.container", "main")]
+        );
+        // Blank values are ignored, so the alternate is used.
+        let c = cfg(&[("NETFLIX_INSTANCE_ID", "  "), ("EC2_INSTANCE_ID", "i-ec2")]).unwrap();
+        assert_eq!(tags(&c), [("nf.node", "i-ec2")]);
+    }
+
+    #[test]
+    fn blank_values_are_unset() {
+        let blank = [
+            ("SPECTATOR_URI", ""),
+            ("SPECTATOR_FREQUENCY", " "),
+            ("SPECTATOR_BATCH_SIZE", "\t"),
+            ("SPECTATOR_TIMEOUT", ""),
+            ("SPECTATOR_COMMON_TAGS", "  "),
+            ("NETFLIX_APP", ""),
+        ];
+        assert_eq!(cfg(&blank).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn fractional_seconds() {
+        let c = cfg(&[
+            ("SPECTATOR_FREQUENCY", "0.25"),
+            ("SPECTATOR_TIMEOUT", "1e-1"),
+        ])
+        .unwrap();
+        assert_eq!(c.frequency, Duration::from_millis(250));
+        assert_eq!(c.timeout, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_value() {
+        let bad = [
+            ("SPECTATOR_URI", "not a url"),
+            ("SPECTATOR_URI", "ftp://host/x"),
+            ("SPECTATOR_FREQUENCY", "five"),
+            ("SPECTATOR_FREQUENCY", "0"),
+            ("SPECTATOR_FREQUENCY", "-5"),
+            ("SPECTATOR_FREQUENCY", "NaN"),
+            ("SPECTATOR_FREQUENCY", "inf"),
+            ("SPECTATOR_FREQUENCY", "1e300"),
+            ("SPECTATOR_FREQUENCY", "0.0000001"),
+            ("SPECTATOR_FREQUENCY", "5s"),
+            ("SPECTATOR_BATCH_SIZE", "0"),
+            ("SPECTATOR_BATCH_SIZE", "-1"),
+            ("SPECTATOR_BATCH_SIZE", "1.5"),
+            ("SPECTATOR_BATCH_SIZE", "99999999999999999999999"),
+            ("SPECTATOR_TIMEOUT", "soon"),
+            ("SPECTATOR_TIMEOUT", "0"),
+            ("SPECTATOR_COMMON_TAGS", "novalue"),
+            ("SPECTATOR_COMMON_TAGS", "=v"),
+            ("SPECTATOR_COMMON_TAGS", "k="),
+            ("SPECTATOR_COMMON_TAGS", "a=1,b"),
+        ];
+        for (var, value) in bad {
+            let err = cfg(&[(var, value)]).expect_err(value);
+            assert_eq!(err.variable(), var);
+            assert_eq!(err.value(), value.trim());
+            let msg = err.to_string();
+            assert!(msg.contains(var) && msg.contains(value.trim()), "{msg}");
         }
     }
 }

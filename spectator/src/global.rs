@@ -1,14 +1,99 @@
-//! The process-wide registry used by the macros.
+//! The process-wide registry, configured from the environment (SPEC section 6).
+//!
+//! On first use, [`global()`] reads [`Config::from_env`]. A malformed variable is logged as an
+//! error (tracing target `spectator::init`) and the registry falls back to the defaults with
+//! publishing off: metrics are still recorded, never lost to a panic. When a URI is configured,
+//! publishing starts right away on a background thread of its own (not on the first caller's
+//! runtime, which may not live as long as the program), unless
+//! `SPECTATOR_DISABLE_AUTO_START_GLOBAL` is set to a non-blank value other than `0`, `false` or
+//! `no` (case-insensitive). Then the program calls `global().start()` itself, for example after
+//! forking workers.
+//!
+//! Call [`stop_global`] before exiting to publish what was recorded since the last step.
 
-use crate::registry::Registry;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-/// The process-wide registry, created on first use.
+use crate::config::Config;
+use crate::publish::{PublishReport, Publisher};
+use crate::Registry;
+
+static GLOBAL: OnceLock<Registry> = OnceLock::new();
+static AUTO_PUBLISHER: Mutex<Option<Publisher>> = Mutex::new(None);
+
+/// The variable that turns auto-start off.
+pub const DISABLE_AUTO_START: &str = "SPECTATOR_DISABLE_AUTO_START_GLOBAL";
+
+/// The process-wide registry, built from the environment on first use.
 ///
 /// ```
-/// spectator::global().counter("app.started", &[]).increment();
+/// let requests = spectator::global().counter("server.numRequests", &[("status", "200")]);
+/// requests.increment();
 /// ```
 pub fn global() -> &'static Registry {
-    static GLOBAL: OnceLock<Registry> = OnceLock::new();
-    GLOBAL.get_or_init(Registry::default)
+    GLOBAL.get_or_init(init)
+}
+
+/// Stops the publisher that [`global()`] started on its own (if any), with one final
+/// publish, and returns that publish's report. A publisher started by the program with
+/// `global().start()` is the program's to stop.
+pub fn stop_global() -> Option<PublishReport> {
+    let publisher = AUTO_PUBLISHER
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    publisher.map(|p| p.stop())
+}
+
+fn init() -> Registry {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                target: "spectator::init",
+                "bad spectator configuration ({e}); using the defaults with publishing off"
+            );
+            Config::default()
+        }
+    };
+    let auto_start = config.uri.is_some() && !flag_set(std::env::var(DISABLE_AUTO_START).ok());
+    let registry = Registry::builder().config(config).build();
+    if auto_start {
+        match registry.start_at(crate::publish::LoopPlace::OwnThread) {
+            Ok(p) => {
+                *AUTO_PUBLISHER
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(p);
+            }
+            Err(e) => tracing::error!(
+                target: "spectator::init",
+                "global registry cannot publish: {e}"
+            ),
+        }
+    } else {
+        tracing::debug!(target: "spectator::init", "global registry created; publishing not started");
+    }
+    registry
+}
+
+fn flag_set(v: Option<String>) -> bool {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flag_set;
+
+    #[test]
+    fn disable_flag_values() {
+        assert!(!flag_set(None));
+        assert!(!flag_set(Some(" ".into())));
+        assert!(!flag_set(Some("0".into())));
+        assert!(!flag_set(Some("False".into())));
+        assert!(flag_set(Some("1".into())));
+        assert!(flag_set(Some("true".into())));
+        assert!(flag_set(Some("yes".into())));
+    }
 }

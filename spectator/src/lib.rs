@@ -13,23 +13,24 @@ extern crate self as spectator;
 pub mod __private;
 pub mod clock;
 pub mod config;
-mod global;
+pub mod global;
 pub mod id;
 mod log;
 pub mod measurement;
 pub mod meter;
-mod publish;
+pub mod publish;
 mod registry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::Config;
-pub use global::global;
+pub use config::{Config, ConfigError};
+pub use global::{global, stop_global};
 pub use id::Id;
 pub use measurement::{Measurement, Op};
 pub use meter::{
     Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
     Stopwatch, Timer,
 };
+pub use publish::{PublishReport, Publisher};
 pub use registry::{Registry, RegistryBuilder};
 
 /// Times every call of a function (see the attribute's own docs below for all the rules).
@@ -127,3 +128,6 @@ pub use spectator_macros::metrics;
 /// # drop(users());
 /// ```
 pub use spectator_macros::time;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -130,8 +130,9 @@ pub(crate) struct RegistryInner {
     write_lock: Mutex<()>,
     /// Serialises polls: each meter's interval is handed to one poll.
     poll_lock: Mutex<()>,
-    #[allow(dead_code)] // used by the publisher
     pub(crate) publish_state: crate::publish::PublishState,
+    /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
+    refused: std::sync::OnceLock<Counter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -305,6 +306,10 @@ impl Registry {
                 return m;
             }
         }
+        if current.len() >= self.inner.config.max_meters && !id.name().starts_with("spectator.") {
+            drop(_w);
+            return self.refuse(&id);
+        }
         check_id(&id);
         let (handle, core) = M::create(&self.inner.clock);
         let entry = Arc::new(Entry {
@@ -315,6 +320,18 @@ impl Registry {
         });
         self.inner.snapshot.store(Arc::new(current.with(id, entry)));
         handle
+    }
+
+    #[cold]
+    fn refuse<M: MeterKind>(&self, id: &Id) -> M {
+        warn_limited!(target: "spectator::registry", %id, max_meters = self.inner.config.max_meters,
+            "registry is full; returning a meter that reports nothing (raise Config::max_meters \
+             or bound the ids' tag values)");
+        self.inner
+            .refused
+            .get_or_init(|| self.counter("spectator.meters", &[("id", "refused")]))
+            .increment();
+        M::detached(&self.inner.clock)
     }
 
     /// Takes this interval's measurements from every meter, exactly as a publish would:
@@ -337,13 +354,15 @@ impl Registry {
         }
         drop(snapshot);
         if !idle.is_empty() {
-            self.retire(&idle, now, ttl);
+            self.retire(&idle, now, ttl, &mut out);
         }
         out
     }
 
-    /// Removes the meters in `ids` that are still unowned and idle.
-    fn retire(&self, ids: &[Id], now: u64, ttl: u64) {
+    /// Removes the meters in `ids` that are still unowned and idle. A handle may have written
+    /// to one between its poll above and its removal here, so each removed meter is measured
+    /// once more (into `out`): nothing can write to it after that.
+    fn retire(&self, ids: &[Id], now: u64, ttl: u64, out: &mut Vec<Measurement>) {
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
         let mut removed = 0usize;
@@ -355,6 +374,7 @@ impl Registry {
             fence(Ordering::SeqCst);
             if is_expired(entry, now, ttl) {
                 removed += 1;
+                entry.core.measure(&entry.ids, now, ttl, out);
             } else {
                 entry.retired.store(false, Ordering::Relaxed);
             }
@@ -468,6 +488,7 @@ impl RegistryBuilder {
                 write_lock: Mutex::new(()),
                 poll_lock: Mutex::new(()),
                 publish_state: Default::default(),
+                refused: std::sync::OnceLock::new(),
             }),
         }
     }

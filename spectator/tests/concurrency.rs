@@ -179,3 +179,41 @@ fn threads_creating_the_same_and_different_ids_while_polling() {
     assert_eq!(count("mine"), 20_000.0);
     assert_eq!(r.len(), 1 + 4 * 50);
 }
+
+#[test]
+fn expiry_racing_lookups_loses_no_update() {
+    // A zero TTL makes every poll try to remove every meter nobody holds, while writers keep
+    // looking the same ids up, recording once, and dropping the handle.
+    let r = Registry::builder()
+        .config(spectator::Config {
+            meter_ttl: Duration::ZERO,
+            ..Default::default()
+        })
+        .build();
+    let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = (0..3)
+        .map(|w| {
+            let r = r.clone();
+            Box::new(move |polled: PollCount| {
+                let mut i = 0u32;
+                while i < 30_000 || polled.load(Ordering::Relaxed) < 20 {
+                    r.counter("churn", &[("k", &((i * 7 + w) % 1024).to_string())])
+                        .increment();
+                    i += 1;
+                }
+                r.counter("written", &[("w", &w.to_string())])
+                    .add(f64::from(i));
+            }) as Box<dyn FnOnce(PollCount) + Send>
+        })
+        .collect();
+    let polls = with_polls(&r, writers);
+    let sum = |name: &str| -> f64 {
+        polls
+            .iter()
+            .flatten()
+            .filter(|m| m.id.name() == name)
+            .map(|m| m.value)
+            .sum()
+    };
+    assert_eq!(sum("churn"), sum("written"));
+    assert!(sum("written") >= 90_000.0);
+}

@@ -280,3 +280,34 @@ fn odd_input_never_panics() {
     assert!(ms.iter().all(|m| m.value.is_finite()));
     let _ = Clock::wall_time(&**r.clock());
 }
+
+#[test]
+fn meter_cap_refuses_new_ids_and_counts_refusals() {
+    let r = Registry::builder()
+        .config(spectator::Config {
+            max_meters: 100,
+            ..Default::default()
+        })
+        .build();
+    let kept: Vec<_> = (0..100)
+        .map(|i| r.counter("c", &[("i", &i.to_string())]))
+        .collect();
+    for i in 100..10_000 {
+        r.counter("c", &[("i", &i.to_string())]).increment();
+        r.timer("t", &[("i", &i.to_string())])
+            .record(Duration::from_secs(1));
+    }
+    // Existing meters still work; refused ones report nothing; the refusals are counted.
+    kept[7].increment();
+    assert_eq!(r.counter("c", &[("i", "7")]).count(), 1.0);
+    let ms = r.measurements();
+    assert_eq!(find(&ms, "c:i=7,statistic=count").unwrap().value, 1.0);
+    assert_eq!(
+        find(&ms, "spectator.meters:id=refused,statistic=count")
+            .unwrap()
+            .value,
+        19_800.0
+    );
+    assert_eq!(ms.len(), 2, "{ms:?}");
+    assert_eq!(r.len(), 101);
+}
