@@ -129,5 +129,7 @@ pub use spectator_macros::metrics;
 /// ```
 pub use spectator_macros::time;
 
+#[cfg(feature = "receiver")]
+pub mod receiver;
 #[cfg(feature = "testing")]
 pub mod testing;
