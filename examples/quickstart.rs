@@ -84,7 +84,7 @@ fn workload(stop: &AtomicBool) {
         if rng.below(3) == 0 {
             let _ = checkout(&mut rng, &mut backlog);
         }
-        if tick % 40 == 39 {
+        if tick % 40 == 1 {
             restock(&mut backlog);
         }
         sleep_ms(5);
