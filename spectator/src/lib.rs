@@ -1,7 +1,202 @@
 //! # spectator
 //!
 //! The Rust member of the Netflix Spectator family: meters that record with a few atomic
-//! operations, and a publisher that reports them to the Atlas aggregator.
+//! operations, and a publisher that reports them to the Atlas aggregator in the wire format of
+//! the Java (`spectator-reg-stateless`) and Python clients.
+//!
+//! # Quick start
+//!
+//! Instrument functions with the attribute macros, declare long-lived meters with
+//! [`metrics!`], and let the process-wide registry ([`global()`]) publish them:
+//!
+//! ```
+//! use spectator::{counted, timed};
+//!
+//! spectator::metrics! {
+//!     /// Orders waiting for the warehouse.
+//!     static BACKLOG: Gauge = "shop.backlog";
+//! }
+//!
+//! #[timed("shop.checkout", percentiles)] // a PercentileTimer, tagged result=success|failure
+//! fn checkout(items: u32) -> Result<u32, String> {
+//!     BACKLOG.set(f64::from(items));
+//!     if items == 0 { Err("empty cart".into()) } else { Ok(items * 100) }
+//! }
+//!
+//! #[counted("shop.pageViews", page = "home")]
+//! fn home() {}
+//!
+//! home();
+//! checkout(3).unwrap();
+//! checkout(0).unwrap_err();
+//!
+//! let checkouts = spectator::global().percentile_timer("shop.checkout", &[("result", "success")]);
+//! assert_eq!(checkouts.count(), 1);
+//! # assert_eq!(spectator::global().counter("shop.pageViews", &[("page", "home")]).count(), 1.0);
+//! ```
+//!
+//! With `SPECTATOR_URI` set in the environment, the first use of [`global()`] starts publishing
+//! every 5 seconds (`SPECTATOR_FREQUENCY`); call [`stop_global()`] before the program exits to
+//! send the last partial step. Without it, meters record and nothing is sent. The repository's
+//! `cargo run --example quickstart` shows the same code publishing to a local receiver.
+//!
+//! # Meters
+//!
+//! Ask a [`Registry`] for a meter by name and tags; asking again returns a handle to the same
+//! meter. Handles are cheap to clone, `Send + Sync`, and never panic on any input.
+//!
+//! | meter | records | reports each step (tag `statistic`) |
+//! |---|---|---|
+//! | [`Counter`] | `increment()`, `add(v)` | `count` |
+//! | [`Timer`] | `record(Duration)`, `time(\|\| ..)`, `stopwatch()` | `count`, `totalTime` (s), `totalOfSquares`, `max` |
+//! | [`DistributionSummary`] | `record(amount)` | `count`, `totalAmount`, `totalOfSquares`, `max` |
+//! | [`Gauge`] | `set(v)`: the current value, reported until 15 min after the last `set` | `gauge` |
+//! | [`MaxGauge`] | `set(v)`: the largest value of the step | `max` |
+//! | [`PercentileTimer`] | like a timer, 10 ms ..= 60 s; `percentile(p)` | the timer's four and `percentile=T00xx` bucket counts |
+//! | [`PercentileDistributionSummary`] | like a summary; `percentile(p)` | the summary's four and `percentile=D00xx` bucket counts |
+//!
+//! ```
+//! use spectator::Registry;
+//! use std::time::Duration;
+//!
+//! let registry = Registry::default(); // no URI: records, never publishes
+//! registry.counter("server.numRequests", &[("status", "200")]).increment();
+//! let latency = registry.timer("server.requestLatency", &[]);
+//! latency.record(Duration::from_millis(12));
+//! let rows = latency.time(|| vec![1, 2, 3]);
+//! registry.gauge("server.queueSize", &[]).set(4.0);
+//! registry.max_gauge("server.maxInFlight", &[]).set(9.0);
+//! registry.distribution_summary("server.responseSize", &[]).record(512.0);
+//! let p = registry.percentile_timer("server.searchLatency", &[]);
+//! p.record(Duration::from_millis(30));
+//! assert!(p.percentile(50.0) >= Duration::from_millis(25));
+//! assert_eq!((latency.count(), rows.len()), (2, 3));
+//! ```
+//!
+//! Every reported value is a delta since the previous publish; the aggregator turns `Add`
+//! values into rates per second. See [`meter`] for the exact rules (ignored inputs, TTLs, the
+//! percentile buckets) and [`Id`] for names and tags.
+//!
+//! # Macros
+//!
+//! * [`#[timed]`](macro@timed) times every call of a fn (sync or async, methods, generics);
+//!   with `percentiles` it records into a [`PercentileTimer`].
+//! * [`#[counted]`](macro@counted) counts every call.
+//! * [`metrics!`] declares meters as statics that dereference to their handles.
+//! * [`time!`] times a block (with `.await`s inside) and evaluates to its value.
+//!
+//! Fns that are async or return a `Result` get the tag `result` = `success`, `failure` (an
+//! `Err` or a panic) or `cancelled` (the future was dropped). Names and tags are checked
+//! against the Atlas rules at compile time. Each call site caches its meter: after the first
+//! call, recording costs one atomic load plus the meter's own update, with no lookup and no
+//! allocation. The macros record into [`global()`].
+//!
+//! # Configuration
+//!
+//! [`global()`] reads [`Config::from_env`] on first use:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `SPECTATOR_URI` | publish endpoint, e.g. `http://localhost:7101/api/v4/update` | none: record only |
+//! | `SPECTATOR_FREQUENCY` | seconds between publishes | 5 |
+//! | `SPECTATOR_BATCH_SIZE` | most measurements per POST | 10000 |
+//! | `SPECTATOR_TIMEOUT` | seconds for one POST | 1 |
+//! | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2` added to every measurement | none |
+//! | `SPECTATOR_DISABLE_AUTO_START_GLOBAL` | do not start publishing; call `global().start()` | unset |
+//! | `NETFLIX_APP`, `NETFLIX_CLUSTER`, `EC2_REGION`, ... | the `nf.*` common tags ([`config::NETFLIX_ENV_TAGS`]) | none |
+//!
+//! A value that cannot be used is logged (tracing target `spectator::init`) and the registry
+//! falls back to recording without publishing. A registry of your own takes the same settings
+//! from [`Registry::builder()`] or a [`Config`]:
+//!
+//! ```
+//! use spectator::Registry;
+//! use std::time::Duration;
+//!
+//! let registry = Registry::builder()
+//!     .uri("http://localhost:7101/api/v4/update")
+//!     .frequency(Duration::from_secs(10))
+//!     .common_tags(&[("nf.app", "shop")])
+//!     .build();
+//! assert_eq!(registry.config().frequency, Duration::from_secs(10));
+//! ```
+//!
+//! # Publishing
+//!
+//! [`Registry::start`] publishes every `frequency` at wall-clock step boundaries, on the
+//! caller's tokio runtime or on a thread of its own, and returns a [`Publisher`] whose
+//! [`stop`](Publisher::stop) publishes one last time. [`Registry::publish`] sends one step now.
+//! Failed POSTs are retried within the step; see [`publish`] for delivery and self-metrics.
+//!
+//! ```
+//! # #[cfg(feature = "receiver")] {
+//! use spectator::receiver::Aggregator;
+//! use spectator::Registry;
+//! use std::time::Duration;
+//!
+//! let atlas = Aggregator::start().unwrap(); // a local Atlas-compatible receiver
+//! let registry = Registry::builder()
+//!     .uri(&atlas.uri())
+//!     .frequency(Duration::from_millis(100))
+//!     .build();
+//! let publisher = registry.start().unwrap();
+//! registry.counter("jobs.done", &[]).add(5.0);
+//! let report = publisher.stop(); // the final publish: nothing recorded is lost
+//! let sent: f64 = atlas.accepted().iter().filter(|m| m.name() == "jobs.done").map(|m| m.value).sum();
+//! assert_eq!(sent, 5.0);
+//! # let _ = report;
+//! # }
+//! ```
+//!
+//! # Testing with `ManualClock`
+//!
+//! Give a registry a [`ManualClock`] to control the time its timers, gauge TTLs and steps see,
+//! and read what a publish would send with [`Registry::measurements`] (which, like a publish,
+//! takes the deltas):
+//!
+//! ```
+//! use spectator::{ManualClock, Op, Registry};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new(1_600_000_000_000, 0);
+//! let registry = Registry::builder().clock(clock.clone()).build();
+//!
+//! let timer = registry.timer("db.query", &[("table", "users")]);
+//! {
+//!     let _sw = timer.stopwatch();
+//!     clock.advance(Duration::from_millis(250)); // the "query" takes 250 ms
+//! }
+//! let gauge = registry.gauge("db.connections", &[]);
+//! gauge.set(8.0);
+//!
+//! let polled = registry.measurements();
+//! let value = |stat: &str| {
+//!     polled.iter().find(|m| m.id.tag("statistic") == Some(stat)).map(|m| (m.op, m.value))
+//! };
+//! assert_eq!(value("totalTime"), Some((Op::Add, 0.25)));
+//! assert_eq!(value("max"), Some((Op::Max, 0.25)));
+//! assert_eq!(value("gauge"), Some((Op::Max, 8.0)));
+//!
+//! // 15 minutes later the gauge has expired, and the idle timer sends nothing.
+//! clock.advance(Duration::from_secs(15 * 60 + 1));
+//! assert!(registry.measurements().is_empty());
+//! ```
+//!
+//! To test the whole path, publish to a `spectator::receiver::Aggregator` on 127.0.0.1
+//! (feature `receiver`) and check what it accepted, as the publishing example above does.
+//!
+//! # Cargo features
+//!
+//! * `receiver`: `spectator::receiver`, a local Atlas-compatible receiver (the decoding and
+//!   validation of the Atlas aggregator) with `LiveTable`, a terminal view of what arrives.
+//!   `cargo run --example receiver` in the repository runs one.
+//! * `testing`: `spectator::testing::aggregator`, the receiver under the name this project's
+//!   tests use.
+//!
+//! # Logs
+//!
+//! Through [`tracing`](https://docs.rs/tracing), with the targets `spectator::init`
+//! (configuration), `spectator::registry` (the publish loop) and `spectator::http` (POSTs).
 
 #![warn(missing_docs)]
 
@@ -133,5 +328,12 @@ pub use spectator_macros::metrics;
 /// ```
 pub use spectator_macros::time;
 
+#[cfg(feature = "receiver")]
+pub mod receiver;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// The README's Rust snippets, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,8 +1,11 @@
 //! Exhaustive model checks (loom) of the two lock-free protocols, over every interleaving and
 //! the weak-memory behaviours loom simulates:
 //!
-//! - the [`Phaser`] that hands a poll whole intervals of a multi-field meter while writers
-//!   never wait (the real type, built on the `sync` shim);
+//! - the cell claim that keeps a timer's or summary's record whole between polls
+//!   (`meter::stats`: a record claims a cell with a compare-and-swap, writes its fields with
+//!   plain loads and stores and releases the cell with a store; a poll claims each cell to
+//!   read and reset it). Modelled with the same orderings, on two cells, since `Stats` keeps
+//!   its home cell in a thread-local and is not built on loom atomics;
 //! - the registry's retire/find handshake (`sync::retire`, the real functions): a lookup that
 //!   takes a handle races a poll that removes the idle meter; no update made through a handle
 //!   may be lost. The registry itself cannot run under loom (arc-swap and hashbrown are not
@@ -22,48 +25,94 @@
 //! The cfg is `spectator_loom`, not the usual `loom`: under `--cfg loom` tokio builds its own
 //! loom mode, without `tokio::net`, which reqwest needs. Not part of the default suite (the
 //! build alone takes minutes on two cores); there, the stress tests of `tests/concurrency.rs`
-//! and the Phaser unit test cover the same paths by brute force.
+//! and `meter::stats`' own tests cover the same paths by brute force.
 
-use crate::meter::atomic::Phaser;
 use crate::sync::retire::{handle_is_live, try_retire};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
+/// One cell of a timer: claimed flag, count and total (each record adds 1 and 2).
+struct Cell {
+    claimed: AtomicBool,
+    count: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Cell {
+    fn new() -> Cell {
+        Cell {
+            claimed: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    fn try_claim(&self) -> bool {
+        self.claimed
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
+}
+
+/// A record: the home cell, else the next free one, else wait and try again.
+fn record(cells: &[Cell; 2], home: usize) {
+    loop {
+        for k in 0..2 {
+            let c = &cells[(home + k) % 2];
+            if c.try_claim() {
+                // Plain load + store: only the claimer writes.
+                c.count
+                    .store(c.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                c.total
+                    .store(c.total.load(Ordering::Relaxed) + 2, Ordering::Relaxed);
+                c.release();
+                return;
+            }
+        }
+        thread::yield_now();
+    }
+}
+
+/// A poll: claim each cell in turn, take and reset it, release it.
+fn poll(cells: &[Cell; 2]) -> u64 {
+    let mut taken = 0;
+    for c in cells {
+        while !c.try_claim() {
+            thread::yield_now();
+        }
+        let count = c.count.load(Ordering::Relaxed);
+        let total = c.total.load(Ordering::Relaxed);
+        // Never half a record: its count and its total together.
+        assert_eq!(total, 2 * count);
+        c.count.store(0, Ordering::Relaxed);
+        c.total.store(0, Ordering::Relaxed);
+        c.release();
+        taken += count;
+    }
+    taken
+}
+
 #[test]
-fn loom_phaser_polls_take_whole_records() {
+fn loom_cell_claims_keep_records_whole_and_exact() {
     loom::model(|| {
-        let phaser = Arc::new(Phaser::new());
-        // Per phase: a record's count and its amount (2 per record).
-        let slots = Arc::new([
-            [AtomicU64::new(0), AtomicU64::new(0)],
-            [AtomicU64::new(0), AtomicU64::new(0)],
-        ]);
+        let cells = Arc::new([Cell::new(), Cell::new()]);
+        // Two writers sharing a home cell (so one may move to the other) against a poll.
         let writers: Vec<_> = (0..2)
             .map(|_| {
-                let (p, s) = (phaser.clone(), slots.clone());
-                thread::spawn(move || {
-                    p.write(|ph| {
-                        s[ph][0].fetch_add(1, Ordering::Relaxed);
-                        s[ph][1].fetch_add(2, Ordering::Relaxed);
-                    })
-                })
+                let cells = cells.clone();
+                thread::spawn(move || record(&cells, 0))
             })
             .collect();
-        let take = |slots: &[[AtomicU64; 2]; 2], phase: usize| {
-            let count = slots[phase][0].swap(0, Ordering::Relaxed);
-            let amount = slots[phase][1].swap(0, Ordering::Relaxed);
-            // Never half a record: the count and the amount of each record together.
-            assert_eq!(amount, 2 * count);
-            count
-        };
-        let mut total = take(&slots, phaser.flip());
+        let mut total = poll(&cells);
         for w in writers {
             w.join().unwrap();
         }
-        // Two more polls drain both phases.
-        total += take(&slots, phaser.flip());
-        total += take(&slots, phaser.flip());
+        total += poll(&cells);
         assert_eq!(total, 2, "every record in exactly one poll");
     });
 }

@@ -1,32 +1,13 @@
-//! The atomics of the lock-free protocols (the meters' [`Phaser`](crate::meter) and the
-//! registry's retire/find handshake), taken from `loom` in model checks and from `std`
-//! otherwise.
+//! The atomics of the registry's retire/find handshake, taken from `loom` in model checks and
+//! from `std` otherwise.
 //!
 //! Model checks: `RUSTFLAGS="--cfg spectator_loom" cargo test -p spectator --release --lib loom`
 //! (see `loom_tests.rs`).
 
 #[cfg(all(spectator_loom, test))]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, Ordering};
 #[cfg(not(all(spectator_loom, test)))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-
-/// One turn of a wait loop: spin a little, then let the awaited thread run.
-#[inline]
-pub(crate) fn spin_wait(spins: u32) {
-    #[cfg(all(spectator_loom, test))]
-    {
-        let _ = spins;
-        loom::thread::yield_now();
-    }
-    #[cfg(not(all(spectator_loom, test)))]
-    {
-        if spins < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
+pub(crate) use std::sync::atomic::{fence, AtomicBool, Ordering};
 
 /// The handshake that keeps a handle from ever writing into a removed meter (see the
 /// registry's module docs). Two sides, each a store or an owner-count increment, a `SeqCst`

@@ -1,6 +1,6 @@
 //! Distribution summary: the sizes of things, reported like a timer but in the unit recorded.
 
-use super::stats::Stats;
+use super::stats::{Extra, Stats};
 use std::sync::Arc;
 
 /// Records amounts (bytes, items, ...). Each poll reports, for the records since the previous
@@ -22,9 +22,24 @@ pub struct DistributionSummary {
     pub(crate) core: Arc<SummaryCore>,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct SummaryCore {
-    pub(crate) stats: Stats,
+pub(crate) struct SummaryCore<X = ()> {
+    pub(crate) stats: Stats<X>,
+}
+
+impl<X: Extra> std::fmt::Debug for SummaryCore<X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SummaryCore")
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<X: Extra> Default for SummaryCore<X> {
+    fn default() -> Self {
+        SummaryCore {
+            stats: Stats::default(),
+        }
+    }
 }
 
 /// Whether a summary accepts `v`.

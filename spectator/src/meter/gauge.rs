@@ -68,10 +68,17 @@ impl Gauge {
     /// Sets the value (any `f64`; NaN stops reporting).
     #[inline]
     pub fn set(&self, value: f64) {
-        self.core.value.store(value);
-        self.core
-            .set_at
-            .store(self.core.clock.wall_time(), Ordering::Relaxed);
+        let core = &*self.core;
+        let now = core.clock.wall_time();
+        // Stores only what changed: a gauge set again to its value within the same
+        // millisecond (from several threads, say) keeps its cache line shared instead of
+        // bouncing it between cores.
+        if core.value.load().to_bits() != value.to_bits() {
+            core.value.store(value);
+        }
+        if core.set_at.load(Ordering::Relaxed) != now {
+            core.set_at.store(now, Ordering::Relaxed);
+        }
     }
 
     /// The last value set (NaN if never set).

@@ -96,20 +96,14 @@ impl MeterCore {
             MeterCore::MaxGauge(g) => push(out, &ids[0], g.max.take()),
             MeterCore::PercentileTimer(t) => {
                 let mut counts = [0u64; percentile_buckets::LENGTH];
-                let taken = t
-                    .timer
-                    .stats
-                    .take(|old| take_buckets(&t.buckets[old], &mut counts));
+                let taken = t.timer.stats.take(|b| b.take_into(&mut counts));
                 let active = push_stats(out, ids, taken, NANOS);
                 push_buckets(out, &ids[4], 'T', &counts);
                 active
             }
             MeterCore::PercentileDistributionSummary(s) => {
                 let mut counts = [0u64; percentile_buckets::LENGTH];
-                let taken = s
-                    .summary
-                    .stats
-                    .take(|old| take_buckets(&s.buckets[old], &mut counts));
+                let taken = s.summary.stats.take(|b| b.take_into(&mut counts));
                 let active = push_stats(out, ids, taken, UNIT);
                 push_buckets(out, &ids[4], 'D', &counts);
                 active
@@ -157,15 +151,6 @@ fn push_stats(out: &mut Vec<Measurement>, ids: &[Id], t: stats::Taken, scale: Sc
     push(out, &ids[2], t.total_sq * scale.squared);
     push(out, &ids[3], t.max * scale.unit);
     true
-}
-
-fn take_buckets(
-    from: &[std::sync::atomic::AtomicU64; percentile_buckets::LENGTH],
-    into: &mut [u64; percentile_buckets::LENGTH],
-) {
-    for (c, b) in into.iter_mut().zip(from) {
-        *c = b.swap(0, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 fn push_buckets(out: &mut Vec<Measurement>, base: &Id, prefix: char, counts: &[u64]) {

@@ -1,9 +1,9 @@
 //! Percentile distribution summary: a summary plus a histogram over the percentile buckets.
 
 use super::distribution_summary::{accepts, SummaryCore};
-use super::percentile_buckets::{self as buckets, LENGTH};
+use super::percentile_buckets as buckets;
 use super::percentile_timer::snapshot;
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::stats::Buckets;
 use std::sync::Arc;
 
 /// A [`DistributionSummary`](crate::DistributionSummary) that also counts each record in one
@@ -25,19 +25,10 @@ pub struct PercentileDistributionSummary {
     pub(crate) core: Arc<PercentileSummaryCore>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PercentileSummaryCore {
-    pub(crate) summary: SummaryCore,
-    pub(crate) buckets: [[AtomicU64; LENGTH]; 2],
-}
-
-impl Default for PercentileSummaryCore {
-    fn default() -> Self {
-        PercentileSummaryCore {
-            summary: SummaryCore::default(),
-            buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-        }
-    }
+    /// The summary's statistics, with bucket counts in each of its cells.
+    pub(crate) summary: SummaryCore<Buckets>,
 }
 
 impl PercentileDistributionSummary {
@@ -55,10 +46,10 @@ impl PercentileDistributionSummary {
         }
         // `as` saturates: amounts past u64::MAX land in the last bucket like i64::MAX.
         let index = buckets::index_of((amount as u64).min(i64::MAX as u64));
-        let core = &self.core;
-        core.summary.stats.record_amount(amount, |phase| {
-            core.buckets[phase][index].fetch_add(1, Ordering::Relaxed);
-        });
+        self.core
+            .summary
+            .stats
+            .record_amount(amount, |b| b.bump(index));
     }
 
     /// Records since the last poll.
@@ -74,7 +65,6 @@ impl PercentileDistributionSummary {
     /// The `p`-th percentile (0..=100) of the amounts recorded since the last poll, estimated
     /// from the buckets; NaN when nothing was recorded or `p` is NaN.
     pub fn percentile(&self, p: f64) -> f64 {
-        let phase = self.core.summary.stats.current_phase();
-        buckets::percentile(&snapshot(&self.core.buckets[phase]), p)
+        buckets::percentile(&snapshot(&self.core.summary.stats), p)
     }
 }

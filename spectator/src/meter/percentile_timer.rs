@@ -1,9 +1,9 @@
 //! Percentile timer: a timer plus a histogram over Spectator's percentile buckets.
 
 use super::percentile_buckets::{self as buckets, LENGTH};
+use super::stats::Buckets;
 use super::timer::{duration_ns, Stopwatch, Target, TimerCore};
 use crate::clock::Clock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +34,8 @@ pub struct PercentileTimer {
 }
 
 pub(crate) struct PercentileTimerCore {
-    pub(crate) timer: TimerCore,
-    /// Bucket counts, one array per phase of the timer's interval.
-    pub(crate) buckets: [[AtomicU64; LENGTH]; 2],
+    /// The timer's statistics, with bucket counts in each of its cells.
+    pub(crate) timer: TimerCore<Buckets>,
 }
 
 impl std::fmt::Debug for PercentileTimer {
@@ -55,22 +54,21 @@ impl PercentileTimerCore {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> PercentileTimerCore {
         PercentileTimerCore {
             timer: TimerCore::new(clock),
-            buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 
     #[inline]
     pub(crate) fn record_ns(&self, ns: u64) {
         let index = buckets::index_of(ns.clamp(MIN_NS, MAX_NS));
-        self.timer.stats.record_ns(ns, |phase| {
-            self.buckets[phase][index].fetch_add(1, Ordering::Relaxed);
-        });
+        self.timer.stats.record_ns(ns, |b| b.bump(index));
     }
 }
 
-/// Reads one phase's bucket counts.
-pub(crate) fn snapshot(b: &[AtomicU64; LENGTH]) -> [u64; LENGTH] {
-    std::array::from_fn(|i| b[i].load(Ordering::Relaxed))
+/// The bucket counts since the last poll, over all cells.
+pub(crate) fn snapshot(stats: &super::stats::Stats<Buckets>) -> [u64; LENGTH] {
+    let mut counts = [0u64; LENGTH];
+    stats.peek_extra(|b| b.add_to(&mut counts));
+    counts
 }
 
 impl PercentileTimer {
@@ -114,8 +112,7 @@ impl PercentileTimer {
     /// The `p`-th percentile (0..=100) of the durations recorded since the last poll,
     /// estimated from the buckets; zero when nothing was recorded or `p` is NaN.
     pub fn percentile(&self, p: f64) -> Duration {
-        let phase = self.core.timer.stats.current_phase();
-        let v = buckets::percentile(&snapshot(&self.core.buckets[phase]), p);
+        let v = buckets::percentile(&snapshot(&self.core.timer.stats), p);
         if v.is_finite() && v > 0.0 {
             Duration::from_nanos(v as u64)
         } else {

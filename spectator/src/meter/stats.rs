@@ -1,19 +1,139 @@
 //! The four statistics shared by timers and distribution summaries, kept per interval.
+//!
+//! # Layout: striped cells, each claimed for a whole record
+//!
+//! A [`Stats`] holds up to [`STRIPES`] cells, each on its own cache lines and allocated the
+//! first time a thread records into it. A thread records into its "home" cell (threads are
+//! spread over the cells round-robin), so threads recording into one meter at once do not
+//! bounce each other's cache lines.
+//!
+//! A record claims its cell with one compare-and-swap, updates the cell's fields with plain
+//! loads and stores, and releases the cell with a plain store: one atomic read-modify-write
+//! per record whatever the number of fields (the percentile bucket included). A poll claims
+//! each cell in turn, reads and resets it, and releases it. So:
+//! - a record is never split between two polls: all its fields are written while its cell is
+//!   claimed, and a poll takes a cell's fields while holding the claim;
+//! - nothing is lost or counted twice: every record lands in exactly one cell, and each poll
+//!   takes what the cells hold.
+//!
+//! A writer that finds its home cell claimed (by the poll, or by another thread sharing the
+//! cell) moves on to the next cell, allocating it if needed, and makes the one it got its new
+//! home. A writer only waits when every cell is claimed at once, which takes as many threads
+//! stopped in the middle of their few-instruction record as there are cells.
 
-use super::atomic::{AtomicF64, AtomicMaxF64, Phaser};
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::atomic::{from_ordered, to_ordered};
+use super::percentile_buckets::LENGTH;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
-/// One interval's worth of a timer or summary.
-#[derive(Debug, Default)]
-struct Interval {
+/// Most cells per meter.
+pub(crate) const STRIPES: usize = 4;
+
+/// Per-cell data besides the four statistics: nothing, or percentile buckets.
+pub(crate) trait Extra: Send + Sync + 'static {
+    fn new() -> Self;
+}
+
+impl Extra for () {
+    fn new() {}
+}
+
+/// Percentile bucket counts of one cell. Written only while the cell is claimed.
+pub(crate) struct Buckets([AtomicU64; LENGTH]);
+
+impl Extra for Buckets {
+    fn new() -> Buckets {
+        Buckets(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl Buckets {
+    /// Counts one record in bucket `index` (the cell is claimed).
+    #[inline]
+    pub(crate) fn bump(&self, index: usize) {
+        let b = &self.0[index];
+        b.store(b.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Adds the counts to `into` and resets them (the cell is claimed).
+    pub(crate) fn take_into(&self, into: &mut [u64; LENGTH]) {
+        for (c, b) in into.iter_mut().zip(&self.0) {
+            let n = b.load(Ordering::Relaxed);
+            if n != 0 {
+                *c += n;
+                b.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Adds the counts to `into` (a peek; no claim needed).
+    pub(crate) fn add_to(&self, into: &mut [u64; LENGTH]) {
+        for (c, b) in into.iter_mut().zip(&self.0) {
+            *c += b.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// One cell: the statistics of the records it took since the last poll.
+#[repr(align(128))] // its own cache lines (and their adjacent-line prefetch pair)
+struct Stripe<X> {
+    claimed: AtomicBool,
     count: AtomicU64,
     /// Timers: integer nanoseconds (exact); summaries: unused.
     total_ns: AtomicU64,
-    /// Summaries: the sum of amounts; timers: unused.
-    total: AtomicF64,
-    /// Sum of squares: ns² for timers, amount² for summaries.
-    total_sq: AtomicF64,
-    max: AtomicMaxF64,
+    /// Summaries: the sum of amounts (`f64` bits); timers: unused.
+    total: AtomicU64,
+    /// Sum of squares (`f64` bits): ns² for timers, amount² for summaries.
+    total_sq: AtomicU64,
+    /// Largest value, mapped by `to_ordered`; 0 when nothing was recorded.
+    max: AtomicU64,
+    extra: X,
+}
+
+impl<X: Extra> Stripe<X> {
+    fn new() -> Stripe<X> {
+        Stripe {
+            claimed: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+            total_ns: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            total_sq: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            extra: X::new(),
+        }
+    }
+
+    #[inline]
+    fn try_claim(&self) -> bool {
+        self.claimed
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
+
+    /// Adds `v` to an `f64` field (the cell is claimed).
+    #[inline]
+    fn add_f64(field: &AtomicU64, v: f64) {
+        let cur = f64::from_bits(field.load(Ordering::Relaxed));
+        field.store((cur + v).to_bits(), Ordering::Relaxed);
+    }
+
+    /// Common part of a record (the cell is claimed).
+    #[inline]
+    fn count_and_max(&self, v: f64) {
+        let o = to_ordered(v);
+        if o > self.max.load(Ordering::Relaxed) {
+            self.max.store(o, Ordering::Relaxed);
+        }
+        Self::add_f64(&self.total_sq, v * v);
+        self.count
+            .store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
 }
 
 /// What a poll takes from a [`Stats`]: one complete interval.
@@ -26,88 +146,273 @@ pub(crate) struct Taken {
     pub max: f64,
 }
 
-/// Count, total, total of squares and max, double-buffered by a [`Phaser`] so that a poll
-/// takes whole records only (a record's count and its max always land in the same poll).
-#[derive(Debug)]
-pub(crate) struct Stats {
-    phaser: Phaser,
-    intervals: [Interval; 2],
+/// Count, total, total of squares and max of the records since the last poll, in striped
+/// cells (see the module docs).
+pub(crate) struct Stats<X = ()> {
+    stripes: [OnceLock<Box<Stripe<X>>>; STRIPES],
 }
 
-impl Default for Stats {
-    fn default() -> Stats {
+impl<X: Extra> std::fmt::Debug for Stats<X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("count", &self.count())
+            .field(
+                "cells",
+                &self.stripes.iter().filter(|s| s.get().is_some()).count(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<X: Extra> Default for Stats<X> {
+    fn default() -> Stats<X> {
         Stats {
-            phaser: Phaser::new(),
-            intervals: Default::default(),
+            stripes: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 }
 
-impl Stats {
-    /// Records a duration in nanoseconds; `extra` runs inside the same interval with its
-    /// phase (used for percentile buckets).
+thread_local! {
+    /// The calling thread's home cell index (`usize::MAX` until its first record).
+    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The calling thread's home cell index.
+#[inline]
+fn home() -> usize {
+    HOME.try_with(|h| {
+        let i = h.get();
+        if i < STRIPES {
+            return i;
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        h.set(i);
+        i
+    })
+    .unwrap_or(0)
+}
+
+/// Makes cell `i` the calling thread's home.
+fn set_home(i: usize) {
+    let _ = HOME.try_with(|h| h.set(i));
+}
+
+impl<X: Extra> Stats<X> {
     #[inline]
-    pub(crate) fn record_ns(&self, ns: u64, extra: impl FnOnce(usize)) {
-        self.phaser.write(|phase| {
-            let i = &self.intervals[phase];
-            i.total_ns.fetch_add(ns, Ordering::Relaxed);
-            let f = ns as f64;
-            i.total_sq.add(f * f);
-            i.max.update(f);
-            extra(phase);
-            i.count.fetch_add(1, Ordering::Relaxed);
+    fn stripe(&self, i: usize) -> &Stripe<X> {
+        match self.stripes[i].get() {
+            Some(s) => s,
+            None => self.new_stripe(i),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_stripe(&self, i: usize) -> &Stripe<X> {
+        self.stripes[i].get_or_init(|| Box::new(Stripe::new()))
+    }
+
+    /// Runs `update` on a claimed cell.
+    #[inline]
+    fn write(&self, update: impl FnOnce(&Stripe<X>)) {
+        let home = home();
+        let s = self.stripe(home);
+        if s.try_claim() {
+            update(s);
+            s.release();
+        } else {
+            self.write_elsewhere(home, update);
+        }
+    }
+
+    /// The home cell was claimed: take the next free one, and make it home.
+    #[cold]
+    #[inline(never)]
+    fn write_elsewhere(&self, home: usize, update: impl FnOnce(&Stripe<X>)) {
+        let mut spins = 0u32;
+        loop {
+            for k in 1..=STRIPES {
+                let i = (home + k) % STRIPES;
+                let s = self.stripe(i);
+                if s.try_claim() {
+                    update(s);
+                    s.release();
+                    if i != home {
+                        set_home(i);
+                    }
+                    return;
+                }
+            }
+            // Every cell is claimed: their holders are in the middle of a few instructions.
+            spins += 1;
+            if spins < 16 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Records a duration in nanoseconds; `extra` runs on the same claimed cell (used for
+    /// percentile buckets).
+    #[inline]
+    pub(crate) fn record_ns(&self, ns: u64, extra: impl FnOnce(&X)) {
+        self.write(|s| {
+            s.total_ns.store(
+                s.total_ns.load(Ordering::Relaxed).wrapping_add(ns),
+                Ordering::Relaxed,
+            );
+            s.count_and_max(ns as f64);
+            extra(&s.extra);
         })
     }
 
     /// Records an amount (finite, >= 0: checked by the caller).
     #[inline]
-    pub(crate) fn record_amount(&self, v: f64, extra: impl FnOnce(usize)) {
-        self.phaser.write(|phase| {
-            let i = &self.intervals[phase];
-            i.total.add(v);
-            i.total_sq.add(v * v);
-            i.max.update(v);
-            extra(phase);
-            i.count.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn record_amount(&self, v: f64, extra: impl FnOnce(&X)) {
+        self.write(|s| {
+            Stripe::<X>::add_f64(&s.total, v);
+            s.count_and_max(v);
+            extra(&s.extra);
         })
     }
 
-    /// Takes the interval since the last take; `extra` reads the retired phase's other
-    /// fields while no writer can touch them.
-    pub(crate) fn take(&self, extra: impl FnOnce(usize)) -> Taken {
-        let old = self.phaser.flip();
-        let i = &self.intervals[old];
-        let taken = Taken {
-            count: i.count.swap(0, Ordering::Relaxed),
-            total: i.total_ns.swap(0, Ordering::Relaxed) as f64 + i.total.take(),
-            total_sq: i.total_sq.take(),
-            max: i.max.take(),
-        };
-        extra(old);
-        taken
+    /// Takes the records since the last take; `extra` reads (and resets) each cell's other
+    /// fields while the cell is claimed. Polls must be serialised by the caller.
+    pub(crate) fn take(&self, mut extra: impl FnMut(&X)) -> Taken {
+        let (mut count, mut total_ns, mut total, mut total_sq, mut max) = (0, 0u64, 0.0, 0.0, 0);
+        for s in self.stripes.iter().filter_map(OnceLock::get) {
+            let mut spins = 0u32;
+            while !s.try_claim() {
+                // A writer is in the middle of a record: a few instructions, unless it was
+                // descheduled, in which case let it run.
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            count += s.count.load(Ordering::Relaxed);
+            total_ns = s.total_ns.load(Ordering::Relaxed).wrapping_add(total_ns);
+            total += f64::from_bits(s.total.load(Ordering::Relaxed));
+            total_sq += f64::from_bits(s.total_sq.load(Ordering::Relaxed));
+            max = max.max(s.max.load(Ordering::Relaxed));
+            for field in [&s.count, &s.total_ns, &s.total, &s.total_sq, &s.max] {
+                field.store(0, Ordering::Relaxed); // 0 is +0.0 too
+            }
+            extra(&s.extra);
+            s.release();
+        }
+        Taken {
+            count,
+            total: total_ns as f64 + total,
+            total_sq,
+            max: if max == 0 {
+                f64::NAN
+            } else {
+                from_ordered(max)
+            },
+        }
     }
 
-    /// The phase writers currently use.
-    pub(crate) fn current_phase(&self) -> usize {
-        self.phaser.current()
+    /// Runs `f` on every cell's extra data, without claiming (for peeks).
+    pub(crate) fn peek_extra(&self, mut f: impl FnMut(&X)) {
+        for s in self.stripes.iter().filter_map(OnceLock::get) {
+            f(&s.extra);
+        }
+    }
+
+    fn sum(&self, field: impl Fn(&Stripe<X>) -> u64) -> u64 {
+        self.stripes
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|s| field(s))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Records since the last poll.
     pub(crate) fn count(&self) -> u64 {
-        self.intervals[self.phaser.current()]
-            .count
-            .load(Ordering::Relaxed)
+        self.sum(|s| s.count.load(Ordering::Relaxed))
     }
 
     /// Total nanoseconds since the last poll (timers).
     pub(crate) fn total_ns(&self) -> u64 {
-        self.intervals[self.phaser.current()]
-            .total_ns
-            .load(Ordering::Relaxed)
+        self.sum(|s| s.total_ns.load(Ordering::Relaxed))
     }
 
     /// Total amount since the last poll (summaries).
     pub(crate) fn total_amount(&self) -> f64 {
-        self.intervals[self.phaser.current()].total.load()
+        self.stripes
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|s| f64::from_bits(s.total.load(Ordering::Relaxed)))
+            .fold(0.0, |a, b| a + b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn polls_take_complete_records_from_concurrent_writers() {
+        // Every record puts 1 in count, its value in total and max, and 1 in the bucket
+        // `value % 4`: a torn record would show a count without its bucket or its max.
+        let stats: Arc<Stats<Buckets>> = Arc::default();
+        let writers: Vec<_> = (0..3u64)
+            .map(|w| {
+                let stats = stats.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100_000u64 {
+                        let v = 1 + (i + w) % 4;
+                        stats.record_ns(v, |b| b.bump((v % 4) as usize));
+                    }
+                })
+            })
+            .collect();
+        let (mut count, mut total) = (0, 0.0);
+        let poll = |count: &mut u64, total: &mut f64| {
+            let mut buckets = [0u64; LENGTH];
+            let t = stats.take(|b| b.take_into(&mut buckets));
+            assert_eq!(buckets[..4].iter().sum::<u64>(), t.count);
+            assert_eq!(t.count > 0, !t.max.is_nan());
+            if t.count > 0 {
+                assert!((1.0..=4.0).contains(&t.max), "{t:?}");
+                assert!((t.count as f64..=4.0 * t.count as f64).contains(&t.total));
+            }
+            *count += t.count;
+            *total += t.total;
+        };
+        for _ in 0..200 {
+            poll(&mut count, &mut total);
+            std::thread::yield_now();
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        poll(&mut count, &mut total);
+        assert_eq!(count, 300_000);
+        assert_eq!(total, 750_000.0); // each writer: 25_000 each of 1, 2, 3, 4
+        assert_eq!(stats.count(), 0);
+    }
+
+    #[test]
+    fn a_writer_finds_another_cell_when_its_home_is_claimed() {
+        let stats: Stats = Stats::default();
+        stats.record_ns(5, |_| {});
+        let home = home();
+        let s = stats.stripe(home);
+        assert!(s.try_claim());
+        stats.record_ns(7, |_| {}); // lands elsewhere, without waiting
+        assert_ne!(super::home(), home);
+        s.release();
+        assert_eq!(stats.count(), 2);
+        assert_eq!(stats.total_ns(), 12);
+        let t = stats.take(|_| {});
+        assert_eq!((t.count, t.total, t.total_sq, t.max), (2, 12.0, 74.0, 7.0));
+        assert!(stats.take(|_| {}).max.is_nan());
     }
 }

@@ -1,6 +1,6 @@
 //! Timer: how long something took, reported as count, total, total of squares and max.
 
-use super::stats::Stats;
+use super::stats::{Extra, Stats};
 use crate::clock::Clock;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +30,8 @@ pub struct Timer {
     pub(crate) core: Arc<TimerCore>,
 }
 
-pub(crate) struct TimerCore {
-    pub(crate) stats: Stats,
+pub(crate) struct TimerCore<X = ()> {
+    pub(crate) stats: Stats<X>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -48,14 +48,16 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl TimerCore {
-    pub(crate) fn new(clock: Arc<dyn Clock>) -> TimerCore {
+impl<X: Extra> TimerCore<X> {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> TimerCore<X> {
         TimerCore {
             stats: Stats::default(),
             clock,
         }
     }
+}
 
+impl TimerCore {
     #[inline]
     pub(crate) fn record_ns(&self, ns: u64) {
         self.stats.record_ns(ns, |_| {});

@@ -1,4 +1,10 @@
-//! Test support, behind the cargo feature `testing`: a loopback Atlas aggregator shared by the
-//! publisher tests, reliability tests and local receivers.
+//! Test support, behind the cargo feature `testing` (which turns on `receiver`).
 
-pub mod aggregator;
+/// The local Atlas-compatible receiver under the name the tests have always used; see
+/// [`crate::receiver`] for the one implementation.
+pub mod aggregator {
+    pub use crate::receiver::{
+        check_measurement, decode_payload, Aggregator, ReceivedMeasurement, ReceivedRequest, Reply,
+        Verdict,
+    };
+}

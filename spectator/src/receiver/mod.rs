@@ -1,17 +1,33 @@
-//! A loopback Atlas aggregator: real HTTP/1.1 on a local port, decoding gzip and the publish
-//! payload as Atlas does, validating it (SPEC section 5), and answering as scripted.
+//! A local Atlas-compatible receiver, behind the cargo feature `receiver`: real HTTP/1.1 on a
+//! local port, decoding gzip and the publish payload as the Atlas aggregator does, validating it
+//! (SPEC section 5), and answering as Atlas would (or as scripted, for failure tests).
 //!
-//! It runs on a thread of its own (with its own tokio runtime), so it works the same from
-//! plain-thread programs and from async tests of any runtime flavour, and keeps answering while
-//! the test's own runtime is blocked.
+//! It is what the examples publish to when `SPECTATOR_URI` is not set, what
+//! `cargo run --example receiver` runs on its own, and the loopback server of this project's
+//! own tests (`spectator::testing::aggregator` re-exports it under the feature `testing`). It
+//! runs on a thread of its own (with its own tokio runtime), so it works the same from
+//! plain-thread programs and from async code of any runtime flavour, and keeps answering while
+//! the caller's runtime is blocked.
 //!
 //! ```
-//! use spectator::testing::aggregator::{Aggregator, Reply};
-//! let agg = Aggregator::start().unwrap();
-//! agg.script(Reply::Status(503), 2); // the next two POSTs get 503
-//! assert!(agg.uri().ends_with("/api/v4/update"));
-//! assert!(agg.requests().is_empty());
+//! use spectator::receiver::Aggregator;
+//! use spectator::Registry;
+//!
+//! let receiver = Aggregator::start().unwrap();
+//! let registry = Registry::builder().uri(&receiver.uri()).build();
+//! registry.counter("server.numRequests", &[("status", "200")]).add(3.0);
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(registry.publish());
+//!
+//! let got = receiver.accepted();
+//! let requests = got.iter().find(|m| m.name() == "server.numRequests").unwrap();
+//! assert_eq!(requests.tags["statistic"], "count");
+//! assert_eq!((requests.op, requests.value), (0, 3.0));
 //! ```
+//!
+//! To see what arrives, feed each step's requests to a [`LiveTable`]: it shows one row per
+//! series with its rate per second and a sparkline of the last steps.
 //!
 //! # Faults
 //!
@@ -29,6 +45,23 @@
 //! because the conformance vectors use one-character names and keys (SPEC section 8).
 //! Rejections are answered like Atlas: 202 `{"type":"partial","errorCount":n,"message":[..]}`
 //! when some measurements failed, 400 when all did.
+//!
+//! # Scripted failures
+//!
+//! [`Aggregator::script`] makes the next requests fail in chosen ways ([`Reply`]: a status, a
+//! partial answer, a hang, a reset connection), for tests of the publisher's retries.
+//!
+//! ```
+//! use spectator::receiver::{Aggregator, Reply};
+//! let agg = Aggregator::start().unwrap();
+//! agg.script(Reply::Status(503), 2); // the next two POSTs get 503
+//! assert!(agg.uri().ends_with("/api/v4/update"));
+//! assert!(agg.requests().is_empty());
+//! ```
+
+mod table;
+
+pub use table::LiveTable;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
@@ -140,7 +173,7 @@ enum Command {
     Down(std::sync::mpsc::Sender<()>),
 }
 
-/// A running loopback aggregator; stops when dropped.
+/// A running receiver; stops when dropped.
 pub struct Aggregator {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -165,7 +198,23 @@ impl Aggregator {
 
     /// Starts an aggregator on `addr` (port 0 picks a free one).
     pub fn bind(addr: SocketAddr) -> io::Result<Aggregator> {
-        let std_listener = std::net::TcpListener::bind(addr)?;
+        Aggregator::from_listener(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Starts an aggregator that accepts on `listener`.
+    ///
+    /// Binding first and serving later lets a program learn its URI before any thread starts,
+    /// for example to set `SPECTATOR_URI` for the global registry, or to fork worker processes
+    /// (a process should not fork while other threads run) and serve in the parent afterwards.
+    ///
+    /// ```
+    /// use spectator::receiver::Aggregator;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let receiver = Aggregator::from_listener(listener).unwrap();
+    /// assert_eq!(receiver.uri(), format!("http://127.0.0.1:{port}/api/v4/update"));
+    /// ```
+    pub fn from_listener(std_listener: std::net::TcpListener) -> io::Result<Aggregator> {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -180,7 +229,7 @@ impl Aggregator {
         let _ = commands.send(Command::Listen(std_listener));
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
-            .name("loopback-aggregator".into())
+            .name("spectator-receiver".into())
             .spawn(move || rt.block_on(serve(s, stop_rx, commands_rx)))?;
         Ok(Aggregator {
             addr,
@@ -288,6 +337,24 @@ impl Aggregator {
         true
     }
 
+    /// Waits up to `timeout` for a request, then until the requests stop coming for a moment
+    /// (so that the batches of one publish are taken together, at most one more second), and
+    /// returns them all, forgetting them. Returns an empty vector when nothing came in time.
+    ///
+    /// One call per publish step gives a [`LiveTable`] its steps.
+    pub fn next_requests(&self, timeout: Duration) -> Vec<ReceivedRequest> {
+        const QUIET: Duration = Duration::from_millis(100);
+        if !self.wait_for_requests(1, timeout) {
+            return self.take_requests();
+        }
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut seen = self.shared.lock().requests.len();
+        while Instant::now() < end && self.wait_for_requests(seen + 1, QUIET) {
+            seen = self.shared.lock().requests.len();
+        }
+        self.take_requests()
+    }
+
     /// Like [`wait_for_requests`](Aggregator::wait_for_requests) without blocking the
     /// runtime's thread.
     pub async fn wait_for_requests_async(&self, n: usize, timeout: Duration) -> bool {
@@ -335,7 +402,7 @@ async fn serve(
                 None => return,
                 Some(Command::Listen(l)) => match TcpListener::from_std(l) {
                     Ok(l) => listener = Some(l),
-                    Err(e) => eprintln!("loopback aggregator: {e}"),
+                    Err(e) => eprintln!("spectator receiver: {e}"),
                 },
                 Some(Command::Down(ack)) => {
                     listener = None;
@@ -601,7 +668,7 @@ fn decode_body(req: &RawRequest) -> Result<Vec<ReceivedMeasurement>, String> {
 /// Decodes a publish payload (SPEC section 4) the way the Atlas aggregator reads it.
 ///
 /// ```
-/// use spectator::testing::aggregator::decode_payload;
+/// use spectator::receiver::decode_payload;
 /// let ms = decode_payload(
 ///     br#"[8,"a","count","foo","name","nf.app","statistic","x","y",4,4,2,5,1,6,7,3,0,0,1]"#,
 /// ).unwrap();

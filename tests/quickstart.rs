@@ -1,0 +1,120 @@
+//! The README's main job, `cargo run --example quickstart`, run briefly: with no
+//! `SPECTATOR_URI` it must show what its embedded receiver got, and with one it must publish
+//! there. The example's code is compiled into this test (`#[path]`), and each scenario runs in
+//! a child process (this binary re-run on one `child_*` test), so the environment and the
+//! once-only global registry are fresh.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use spectator::receiver::Aggregator;
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+const CHILD: &str = "SPECTATOR_TEST_CHILD";
+
+/// What the quickstart's workload records, whatever its timing.
+const EXPECTED: &[&str] = &[
+    "method.timed",
+    "shop.backlog",
+    "shop.biggestOrder",
+    "shop.cartSize",
+    "shop.checkout",
+    "shop.pageViews",
+    "shop.payment",
+];
+
+fn run_child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SPECTATOR_") || k.starts_with("NETFLIX_") || k.starts_with("EC2_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env(CHILD, "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("1 passed"), text)
+}
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+#[test]
+fn quickstart_shows_what_its_local_receiver_got() {
+    let (ok, out) = run_child("child_local_receiver", &[]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("quickstart summary: "))
+        .unwrap_or_else(|| panic!("no summary line in\n{out}"));
+    assert!(line.contains(" rejected=0 "), "{line}");
+    let names: BTreeSet<&str> = line
+        .split_once(" names=")
+        .map(|(_, names)| names.split(',').collect())
+        .unwrap_or_default();
+    for name in EXPECTED {
+        assert!(names.contains(name), "{name} missing from {line}");
+    }
+    // The table itself: a header per step and rows with rates.
+    assert!(out.contains("NAME "), "{out}");
+    assert!(out.contains("/s "), "{out}");
+}
+
+#[test]
+fn child_local_receiver() {
+    if !is_child() {
+        return;
+    }
+    let summary = quickstart::run(Duration::from_secs(3));
+    assert!(summary.local);
+    assert_eq!(summary.rejected, 0);
+    for name in EXPECTED {
+        assert!(summary.names.contains(*name), "{name}: {summary:?}");
+    }
+}
+
+#[test]
+fn quickstart_publishes_to_spectator_uri() {
+    let agg = Aggregator::start().unwrap();
+    agg.set_strict_lengths(true);
+    let (ok, out) = run_child(
+        "child_spectator_uri",
+        &[("SPECTATOR_URI", &agg.uri()), ("NETFLIX_APP", "quickstart")],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("SPECTATOR_URI is set: publishing to"), "{out}");
+    assert!(!out.contains("quickstart summary"), "{out}");
+    let requests = agg.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(r.status, Some(200), "{r:?}");
+    }
+    let accepted = agg.accepted();
+    let names: BTreeSet<&str> = accepted.iter().map(|m| m.name()).collect();
+    for name in EXPECTED {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+    assert!(accepted.iter().all(|m| m.tags["nf.app"] == "quickstart"));
+}
+
+#[test]
+fn child_spectator_uri() {
+    if !is_child() {
+        return;
+    }
+    let summary = quickstart::run(Duration::from_secs(2));
+    assert!(!summary.local);
+}
