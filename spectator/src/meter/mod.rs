@@ -1,7 +1,7 @@
 //! The seven Spectator meter types, and what each reports at a poll.
 //!
 //! Handles ([`Counter`], [`Timer`], ...) are cheap to clone (an `Arc` inside), `Send + Sync`,
-//! and record with a few atomic operations: no lock, no allocation. The registry keeps the
+//! and record with a few atomic operations: no mutex, no allocation, no lookup. The registry keeps the
 //! same `Arc`s and turns them into [`Measurement`]s when polled.
 
 pub(crate) mod atomic;

@@ -10,7 +10,10 @@ use std::time::Duration;
 /// a timer with no record since the last poll reports nothing.
 ///
 /// Totals are kept in integer nanoseconds (exact for 584 years of recorded time); the
-/// recording path is a handful of atomic operations and never blocks.
+/// recording path claims one of up to four per-meter cells with a single compare-and-swap,
+/// updates it with plain stores and releases it: a writer moves to another cell rather than
+/// wait for the poll or another writer, and could only wait if all four cells were held at
+/// once (see `meter/stats.rs`).
 ///
 /// ```
 /// use std::time::Duration;
