@@ -199,6 +199,12 @@ fn lookup(c: &mut Criterion) {
     for i in 0..1_000 {
         registry.counter("other", &[("i", &i.to_string())]);
     }
+    registry.counter(
+        "server.numRequests",
+        &[("status", "200"), ("method", "GET")],
+    );
+    // A running program polls every step; each poll folds new meters into one map.
+    registry.measurements();
 
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();

@@ -201,11 +201,39 @@ impl Hash for IdRef<'_> {
 
 impl hashbrown::Equivalent<Id> for IdRef<'_> {
     fn equivalent(&self, id: &Id) -> bool {
+        let stored = &id.inner.tags;
         self.hash == id.inner.hash
-            && self.name == id.name()
-            && self.tags.len() == id.inner.tags.len()
-            && self.tags.iter().all(|(k, v)| id.tag(k) == Some(*v))
+            && short_eq(self.name, &id.inner.name)
+            && self.tags.len() == stored.len()
+            && self.tags.iter().enumerate().all(|(i, (k, v))| {
+                // Callers usually pass tags in the same order each time, often sorted: try
+                // the same position first, then look through the (few) others.
+                let same = |(sk, sv): &(Box<str>, Box<str>)| short_eq(k, sk) && short_eq(v, sv);
+                stored.get(i).is_some_and(same) || stored.iter().any(same)
+            })
     }
+}
+
+/// String equality for the short strings of names and tags, inlined: a call into the C
+/// library's `memcmp` per comparison cost more than the comparison itself.
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
 }
 
 fn str_hash(s: &str) -> u64 {

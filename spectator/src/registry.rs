@@ -10,7 +10,9 @@
 //! no longer geometrically smaller than the new one are merged into it, like a binary
 //! counter. Every meter is therefore copied O(log n) times over the registry's life, so
 //! registering n meters costs O(n log n) in all, never O(n) per insert, and a lookup probes at
-//! most log2(n) maps. Inserts take a mutex among themselves only; readers never see it.
+//! most log2(n) maps. Inserts take a mutex among themselves only; readers never see it. Each
+//! poll, which visits every meter anyway, folds the levels back into one map, so in a
+//! running program lookups probe a single map.
 //!
 //! # Expiry
 //! A meter that only the registry holds (no live handle, no `static`) and that saw no update
@@ -86,6 +88,23 @@ impl Snapshot {
 
     fn len(&self) -> usize {
         self.levels.iter().map(|l| l.len()).sum()
+    }
+
+    /// One level holding the entries `keep` accepts.
+    fn merged(&self, keep: impl Fn(&Entry) -> bool) -> Snapshot {
+        let mut level = Level::default();
+        level.reserve(self.len());
+        level.extend(
+            self.entries()
+                .filter(|(_, e)| keep(e))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let levels = if level.is_empty() {
+            Vec::new()
+        } else {
+            vec![Arc::new(level)]
+        };
+        Snapshot { levels }
     }
 
     /// A snapshot with `id` added, merging levels to keep them geometric.
@@ -354,6 +373,7 @@ impl Registry {
         if !idle.is_empty() {
             self.retire(&idle, now, ttl, &mut out);
         }
+        self.compact();
         out
     }
 
@@ -376,21 +396,25 @@ impl Registry {
         if removed == 0 {
             return;
         }
-        let mut level = Level::default();
-        level.reserve(current.len() - removed);
-        level.extend(
-            current
-                .entries()
-                .filter(|(_, e)| !e.retired.load(Ordering::Relaxed))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        let levels = if level.is_empty() {
-            Vec::new()
-        } else {
-            vec![Arc::new(level)]
-        };
-        self.inner.snapshot.store(Arc::new(Snapshot { levels }));
+        let kept = current.merged(|e| !e.retired.load(Ordering::Relaxed));
+        self.inner.snapshot.store(Arc::new(kept));
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
+    }
+
+    /// Folds the snapshot's levels into one, so that lookups between polls probe a single
+    /// map. Costs one copy of the map, and only at polls that follow new registrations: the
+    /// poll itself already visits every meter.
+    fn compact(&self) {
+        if self.inner.snapshot.load().levels.len() <= 1 {
+            return;
+        }
+        let _w = lock(&self.inner.write_lock);
+        let current = self.inner.snapshot.load_full();
+        if current.levels.len() > 1 {
+            self.inner
+                .snapshot
+                .store(Arc::new(current.merged(|_| true)));
+        }
     }
 }
 

@@ -253,6 +253,15 @@ fn many_meters_are_all_found_again() {
     let ms = r.measurements();
     assert_eq!(ms.len(), n);
     assert!(ms.iter().all(|m| m.value == 2.0));
+    // After the poll folded the levels together, every meter is still found, and new ones
+    // can be added.
+    for (i, h) in handles.iter().enumerate() {
+        r.counter("many", &[("i", &i.to_string())]).increment();
+        assert_eq!(h.count(), 1.0);
+    }
+    r.counter("many", &[("i", "new")]).increment();
+    assert_eq!(r.len(), n + 1);
+    assert_eq!(r.measurements().len(), n + 1);
 }
 
 #[test]
