@@ -104,15 +104,6 @@ fn is_user(m: &ReceivedMeasurement) -> bool {
     !m.name().starts_with("spectator.")
 }
 
-/// Sum accepted for series `name`.
-fn accepted_total(agg: &Aggregator, name: &str) -> f64 {
-    agg.accepted()
-        .iter()
-        .filter(|m| m.name() == name)
-        .map(|m| m.value)
-        .sum()
-}
-
 /// `spectator.measurements{id=dropped}` values that reached the aggregator.
 fn dropped_self_metric(ms: &[ReceivedMeasurement]) -> f64 {
     ms.iter()
@@ -173,8 +164,8 @@ fn assert_lossless(agg: &Aggregator, report: &PublishReport, calls: u64) {
         0.0,
         "nothing may be dropped"
     );
-    assert_eq!(accepted_total(agg, HANDLE), calls as f64, "handle total");
-    assert_eq!(accepted_total(agg, LOOKUP), calls as f64, "lookup total");
+    assert_eq!(agg.accepted_total(HANDLE), calls as f64, "handle total");
+    assert_eq!(agg.accepted_total(LOOKUP), calls as f64, "lookup total");
 }
 
 /// Runs a scripted fault: `replies` for the next requests, recording all along, then checks
@@ -319,7 +310,7 @@ fn partial_answers_drop_exactly_what_is_reported() {
     };
     for name in [HANDLE, LOOKUP] {
         assert_eq!(
-            accepted_total(&agg, name) + rejected_total(name),
+            agg.accepted_total(name) + rejected_total(name),
             recorded.calls as f64,
             "{name}"
         );
@@ -442,7 +433,7 @@ fn stop_against_a_hung_aggregator_returns_and_keeps_the_data() {
         .unwrap();
     let report = rt.block_on(r.publish());
     assert_eq!((report.pending, report.dropped), (0, 0), "{report:?}");
-    assert_eq!(accepted_total(&agg, "fault.stop"), 7.0);
+    assert_eq!(agg.accepted_total("fault.stop"), 7.0);
 }
 
 /// Totals recorded by [`record_from_threads`].

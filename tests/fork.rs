@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 use spectator::testing::aggregator::Aggregator;
 use spectator::{Publisher, Registry};
 
-fn total(agg: &Aggregator, name: &str) -> f64 {
-    agg.accepted()
-        .iter()
-        .filter(|m| m.name() == name)
-        .map(|m| m.value)
-        .sum()
-}
-
 /// What the child does; returns its exit status (0: all good).
 fn child(r: &Registry, inherited: &Publisher) -> i32 {
     // The parent's unpublished deltas were copied too: discard them (the parent sends them).
@@ -119,6 +111,6 @@ fn forked_child_records_and_starts_its_own_publisher() {
     parent.add(1.0);
     let report = p.stop();
     assert_eq!((report.pending, report.dropped), (0, 0), "{report:?}");
-    assert_eq!(total(&agg, "fork.parent"), 8.0);
-    assert_eq!(total(&agg, "fork.child"), 7.0);
+    assert_eq!(agg.accepted_total("fork.parent"), 8.0);
+    assert_eq!(agg.accepted_total("fork.child"), 7.0);
 }

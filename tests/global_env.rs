@@ -2,38 +2,13 @@
 //! process (this test binary re-run on one `child_*` test) so that the process environment and
 //! the once-only global registry are fresh, and no test mutates the environment of another.
 
-use std::process::Command;
 use std::time::Duration;
 
 use spectator::testing::aggregator::Aggregator;
 
-const CHILD: &str = "SPECTATOR_TEST_CHILD";
+mod support;
 
-/// Runs the `child_*` test `name` of this binary with `env`, returning whether it passed.
-fn run_child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SPECTATOR_") || k.starts_with("NETFLIX_") || k.starts_with("EC2_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env(CHILD, "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains("1 passed"), text)
-}
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
+use support::child::{is_child, run_child};
 
 #[test]
 fn global_auto_starts_from_the_environment() {

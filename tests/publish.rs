@@ -22,15 +22,6 @@ fn user(ms: &[ReceivedMeasurement]) -> Vec<&ReceivedMeasurement> {
         .collect()
 }
 
-/// Sum of the values accepted for series `name` (over every request).
-fn total(agg: &Aggregator, name: &str) -> f64 {
-    agg.accepted()
-        .iter()
-        .filter(|m| m.name() == name)
-        .map(|m| m.value)
-        .sum()
-}
-
 fn self_metric(ms: &[ReceivedMeasurement], id: &str, error: Option<&str>) -> f64 {
     ms.iter()
         .filter(|m| {
@@ -53,7 +44,7 @@ async fn retries_then_succeeds_and_counts_sent() {
     let report = r.publish().await;
     assert_eq!((report.sent, report.errors, report.pending), (1, 2, 0));
     assert_eq!(agg.requests().len(), 3);
-    assert_eq!(total(&agg, "test.requests"), 3.0);
+    assert_eq!(agg.accepted_total("test.requests"), 3.0);
     // The self-metric for the first publish goes out with the second.
     agg.take_requests();
     r.publish().await;
@@ -141,7 +132,7 @@ async fn outage_then_recovery_loses_nothing() {
     recorded += 1.0;
     let report = r.publish().await;
     assert_eq!(report.pending, 0, "{report:?}");
-    assert_eq!(total(&agg, "test.outage"), recorded);
+    assert_eq!(agg.accepted_total("test.outage"), recorded);
     // A transport failure and a status failure were both retried.
     let statuses: Vec<Option<u16>> = agg.requests().iter().map(|q| q.status).collect();
     assert_eq!(
@@ -188,7 +179,7 @@ async fn loop_on_the_callers_runtime_and_graceful_shutdown() {
     c.add(7.0);
     let report = p.shutdown().await;
     assert!(report.sent >= 1, "{report:?}");
-    assert_eq!(total(&agg, "test.loop"), 12.0);
+    assert_eq!(agg.accepted_total("test.loop"), 12.0);
     assert_eq!(p.shutdown().await, Default::default(), "idempotent");
 }
 
@@ -203,7 +194,7 @@ fn loop_on_its_own_thread_from_a_plain_program() {
     c.add(3.0);
     let report = p.stop();
     assert!(report.sent >= 1, "{report:?}");
-    assert_eq!(total(&agg, "test.thread"), 5.0);
+    assert_eq!(agg.accepted_total("test.thread"), 5.0);
 }
 
 #[tokio::test]
@@ -216,7 +207,7 @@ async fn blocking_stop_inside_a_current_thread_runtime_does_not_deadlock() {
     // The loop task lives on this very (single) thread, which stop() now blocks.
     let report = p.stop();
     assert_eq!(report.sent, 1, "{report:?}");
-    assert_eq!(total(&agg, "test.stop_in_runtime"), 4.0);
+    assert_eq!(agg.accepted_total("test.stop_in_runtime"), 4.0);
 }
 
 #[tokio::test]
@@ -228,7 +219,7 @@ async fn dropping_the_publisher_flushes_in_the_background() {
     c.add(1.0);
     drop(p);
     assert!(agg.wait_for_requests_async(1, Duration::from_secs(5)).await);
-    assert_eq!(total(&agg, "test.drop"), 1.0);
+    assert_eq!(agg.accepted_total("test.drop"), 1.0);
 }
 
 #[test]

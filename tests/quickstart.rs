@@ -5,7 +5,6 @@
 //! once-only global registry are fresh.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use spectator::receiver::Aggregator;
@@ -14,7 +13,9 @@ use spectator::receiver::Aggregator;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
-const CHILD: &str = "SPECTATOR_TEST_CHILD";
+mod support;
+
+use support::child::{is_child, run_child};
 
 /// What the quickstart's workload records, whatever its timing.
 const EXPECTED: &[&str] = &[
@@ -26,31 +27,6 @@ const EXPECTED: &[&str] = &[
     "shop.pageViews",
     "shop.payment",
 ];
-
-fn run_child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SPECTATOR_") || k.starts_with("NETFLIX_") || k.starts_with("EC2_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env(CHILD, "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains("1 passed"), text)
-}
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
 
 #[test]
 fn quickstart_shows_what_its_local_receiver_got() {

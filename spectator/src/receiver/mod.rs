@@ -318,6 +318,18 @@ impl Aggregator {
             .collect()
     }
 
+    /// Sum of the values accepted so far for series named `name` (every tag combination).
+    pub fn accepted_total(&self, name: &str) -> f64 {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .flat_map(|r| r.accepted.iter())
+            .filter(|m| m.name() == name)
+            .map(|m| m.value)
+            .sum()
+    }
+
     /// Blocks until at least `n` requests have arrived or `timeout` passed; says which.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
