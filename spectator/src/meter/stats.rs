@@ -19,7 +19,9 @@
 //! A writer that finds its home cell claimed (by the poll, or by another thread sharing the
 //! cell) moves on to the next cell, allocating it if needed, and makes the one it got its new
 //! home. A writer only waits when every cell is claimed at once, which takes as many threads
-//! stopped in the middle of their few-instruction record as there are cells.
+//! stopped in the middle of their few-instruction record as there are cells. A poll waits at
+//! most 10 ms for a claimed cell, then leaves it (and its whole records) to the next poll: a
+//! writer descheduled mid-record, or one that vanished in a fork, never stalls publishing.
 
 use super::atomic::{from_ordered, to_ordered};
 use super::percentile_buckets::LENGTH;
@@ -144,6 +146,29 @@ pub(crate) struct Taken {
     pub total: f64,
     pub total_sq: f64,
     pub max: f64,
+}
+
+/// Longest a poll waits for a writer to release a cell before leaving it for the next poll.
+const POLL_CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Claims `s` for a poll, waiting at most [`POLL_CLAIM_PATIENCE`] for a writer to release it.
+fn claim_for_poll<X: Extra>(s: &Stripe<X>) -> bool {
+    // A writer holds a cell for a few instructions: spin briefly, then yield so that a
+    // descheduled writer can run, then give up.
+    for _ in 0..64 {
+        if s.try_claim() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < POLL_CLAIM_PATIENCE {
+        if s.try_claim() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
 }
 
 /// Count, total, total of squares and max of the records since the last poll, in striped
@@ -283,16 +308,11 @@ impl<X: Extra> Stats<X> {
     pub(crate) fn take(&self, mut extra: impl FnMut(&X)) -> Taken {
         let (mut count, mut total_ns, mut total, mut total_sq, mut max) = (0, 0u64, 0.0, 0.0, 0);
         for s in self.stripes.iter().filter_map(OnceLock::get) {
-            let mut spins = 0u32;
-            while !s.try_claim() {
-                // A writer is in the middle of a record: a few instructions, unless it was
-                // descheduled, in which case let it run.
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+            if !claim_for_poll(s) {
+                // Its holder has not finished for a long while (descheduled under heavy load,
+                // or a thread that does not exist any more after a fork): leave the cell, and
+                // its whole records, to a later poll rather than hold this one up.
+                continue;
             }
             count += s.count.load(Ordering::Relaxed);
             total_ns = s.total_ns.load(Ordering::Relaxed).wrapping_add(total_ns);
@@ -356,6 +376,27 @@ impl<X: Extra> Stats<X> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_cell_held_forever_delays_its_records_but_never_blocks_the_poll() {
+        let stats: Stats = Stats::default();
+        stats.record_ns(5, |_| {});
+        let cell = stats.stripes.iter().find_map(OnceLock::get).unwrap();
+        // As if its writer stopped mid-record (descheduled, or gone after a fork).
+        assert!(cell.try_claim());
+        let start = std::time::Instant::now();
+        let taken = stats.take(|_| {});
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(taken.count, 0);
+        assert!(taken.max.is_nan());
+        // Other writers move on to another cell meanwhile, and the held cell's records
+        // come out whole at the first poll after it is released.
+        stats.record_ns(7, |_| {});
+        assert_eq!(stats.take(|_| {}).count, 1);
+        cell.release();
+        let taken = stats.take(|_| {});
+        assert_eq!((taken.count, taken.total, taken.max), (1, 5.0, 5.0));
+    }
 
     #[test]
     fn polls_take_complete_records_from_concurrent_writers() {
