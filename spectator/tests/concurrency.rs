@@ -15,6 +15,16 @@ fn value(ms: &[Measurement], stat: &str) -> f64 {
         .sum()
 }
 
+/// Sum of every value polled for series named `name`.
+fn total(polls: &[Vec<Measurement>], name: &str) -> f64 {
+    polls
+        .iter()
+        .flatten()
+        .filter(|m| m.id.name() == name)
+        .map(|m| m.value)
+        .sum()
+}
+
 /// Polls completed so far by [`with_polls`]'s poller, for writers that want to overlap it.
 type PollCount = Arc<AtomicUsize>;
 
@@ -167,16 +177,8 @@ fn threads_creating_the_same_and_different_ids_while_polling() {
         })
         .collect();
     let polls = with_polls(&r, writers);
-    let count = |name: &str| -> f64 {
-        polls
-            .iter()
-            .flatten()
-            .filter(|m| m.id.name() == name)
-            .map(|m| m.value)
-            .sum()
-    };
-    assert_eq!(count("shared"), 20_000.0);
-    assert_eq!(count("mine"), 20_000.0);
+    assert_eq!(total(&polls, "shared"), 20_000.0);
+    assert_eq!(total(&polls, "mine"), 20_000.0);
     assert_eq!(r.len(), 1 + 4 * 50);
 }
 
@@ -206,16 +208,8 @@ fn expiry_racing_lookups_loses_no_update() {
         })
         .collect();
     let polls = with_polls(&r, writers);
-    let sum = |name: &str| -> f64 {
-        polls
-            .iter()
-            .flatten()
-            .filter(|m| m.id.name() == name)
-            .map(|m| m.value)
-            .sum()
-    };
-    assert_eq!(sum("churn"), sum("written"));
-    assert!(sum("written") >= 90_000.0);
+    assert_eq!(total(&polls, "churn"), total(&polls, "written"));
+    assert!(total(&polls, "written") >= 90_000.0);
 }
 
 #[test]
