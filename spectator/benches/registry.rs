@@ -39,7 +39,17 @@ fn record(c: &mut Criterion) {
     g.bench_function("distribution_summary.record", |b| {
         b.iter(|| summary.record(black_box(512.0)))
     });
-    g.bench_function("gauge.set", |b| b.iter(|| gauge.set(black_box(3.0))));
+    g.bench_function(
+        "baseline: SystemTime::now (a precise wall-clock read)",
+        |b| b.iter(|| black_box(std::time::SystemTime::now())),
+    );
+    let mut v = 0.0;
+    g.bench_function("gauge.set", |b| {
+        b.iter(|| {
+            v += 1.0; // a new value each time: the store is not skipped
+            gauge.set(black_box(v))
+        })
+    });
     g.bench_function("max_gauge.set", |b| {
         b.iter(|| max_gauge.set(black_box(3.0)))
     });

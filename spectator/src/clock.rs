@@ -23,6 +23,14 @@ pub trait Clock: Send + Sync + 'static {
     fn wall_time(&self) -> u64;
     /// Nanoseconds from an arbitrary, fixed origin; never goes backwards.
     fn monotonic_time(&self) -> u64;
+
+    /// Wall time for bookkeeping that tolerates a few milliseconds of error (a gauge's TTL of
+    /// 15 minutes), which some clocks can read more cheaply. Never ahead of
+    /// [`wall_time`](Clock::wall_time). Defaults to `wall_time`, so a [`ManualClock`] stays
+    /// exact.
+    fn coarse_wall_time(&self) -> u64 {
+        self.wall_time()
+    }
 }
 
 /// The operating system's clocks: [`SystemTime`] and [`Instant`].
@@ -46,6 +54,25 @@ impl Clock for SystemClock {
     fn monotonic_time(&self) -> u64 {
         let origin = process_origin();
         Instant::now().saturating_duration_since(origin).as_nanos() as u64
+    }
+
+    /// On Linux, `CLOCK_REALTIME_COARSE`: the time at the kernel's last tick (a few
+    /// milliseconds of resolution), read without touching the hardware clock.
+    #[cfg(target_os = "linux")]
+    #[inline]
+    fn coarse_wall_time(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        if rc != 0 || ts.tv_sec < 0 {
+            return self.wall_time();
+        }
+        (ts.tv_sec as u64)
+            .saturating_mul(1000)
+            .saturating_add(ts.tv_nsec as u64 / 1_000_000)
     }
 }
 
@@ -129,6 +156,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn monotonic_time(&self) -> u64 {
         (**self).monotonic_time()
     }
+
+    fn coarse_wall_time(&self) -> u64 {
+        (**self).coarse_wall_time()
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +172,19 @@ mod tests {
         c.advance(Duration::from_secs(10));
         assert_eq!(c.wall_time(), u64::MAX);
         assert_eq!(c.monotonic_time(), u64::MAX);
+    }
+
+    #[test]
+    fn coarse_wall_time_is_close_behind_wall_time() {
+        let c = SystemClock;
+        for _ in 0..1000 {
+            let coarse = c.coarse_wall_time();
+            let precise = c.wall_time();
+            assert!(coarse <= precise, "{coarse} > {precise}");
+            assert!(precise - coarse < 100, "{coarse} vs {precise}");
+        }
+        let m = ManualClock::new(1234, 0);
+        assert_eq!(m.coarse_wall_time(), 1234);
     }
 
     #[test]

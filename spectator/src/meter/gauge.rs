@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 /// Holds the last value set. Each poll reports it (`statistic=gauge`, op Max) while the last
 /// `set` is at most the registry's meter TTL (15 minutes) old by the registry clock's wall
-/// time. `set(NaN)` stops reporting until the next finite `set`; infinities are not sent.
+/// time (its [coarse](crate::Clock::coarse_wall_time) reading at `set`: a few milliseconds of
+/// resolution, and no hardware clock read on the recording path). `set(NaN)` stops reporting until the next finite `set`; infinities are not sent.
 ///
 /// ```
 /// let registry = spectator::Registry::default();
@@ -69,7 +70,8 @@ impl Gauge {
     #[inline]
     pub fn set(&self, value: f64) {
         let core = &*self.core;
-        let now = core.clock.wall_time();
+        // The TTL is 15 minutes: a clock tick of error is fine, a precise read is not needed.
+        let now = core.clock.coarse_wall_time();
         // Stores only what changed: a gauge set again to its value within the same
         // millisecond (from several threads, say) keeps its cache line shared instead of
         // bouncing it between cores.
