@@ -230,34 +230,38 @@ impl Publisher {
             return self.registry.publish().await;
         }
         let _ = self.stop_tx.send(true);
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(t) = thread {
+        if let Some(t) = self.take_thread() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        } else {
-            let rx = self
-                .done_rx
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(rx) = rx {
-                let limit = Instant::now() + self.loop_wait_limit();
-                while Instant::now() < limit {
-                    match rx.try_recv() {
-                        Err(mpsc::TryRecvError::Empty) => {
-                            tokio::time::sleep(Duration::from_millis(5)).await
-                        }
-                        _ => break,
+        } else if let Some(rx) = self.take_done_rx() {
+            let limit = Instant::now() + self.loop_wait_limit();
+            while Instant::now() < limit {
+                match rx.try_recv() {
+                    Err(mpsc::TryRecvError::Empty) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
                     }
+                    _ => break,
                 }
             }
         }
         let report = self.registry.publish().await;
         self.registry.inner.publish_state.release();
         report
+    }
+
+    /// The loop's own thread, once (None when the loop runs on a runtime, or was taken).
+    fn take_thread(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The channel on which the loop says it ended, once.
+    fn take_done_rx(&self) -> Option<mpsc::Receiver<()>> {
+        self.done_rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Whether this is a copy made by `fork` in a child process, where the loop does not run.
@@ -275,24 +279,14 @@ impl Publisher {
     /// for a task on a runtime only when this thread is not itself inside a runtime (it could
     /// be the very thread that task needs).
     fn wait_for_loop_blocking(&self) {
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(t) = thread {
+        if let Some(t) = self.take_thread() {
             let _ = t.join();
             return;
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             return;
         }
-        let rx = self
-            .done_rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(rx) = rx {
+        if let Some(rx) = self.take_done_rx() {
             let _ = rx.recv_timeout(self.loop_wait_limit());
         }
     }
