@@ -174,13 +174,7 @@ fn main() {
             table.push_step(&last);
             table.print();
         }
-        let names: Vec<&str> = table.names().iter().map(String::as_str).collect();
-        println!(
-            "http_service summary: requests={} rejected={} names={}",
-            table.requests(),
-            table.rejected(),
-            names.join(",")
-        );
+        println!("http_service summary: {}", table.summary());
     }
 }
 

@@ -217,13 +217,7 @@ pub fn run(duration: Duration) -> Summary {
     };
     table.push_step(&receiver.next_requests(Duration::from_secs(2)));
     table.print();
-    let names: Vec<&str> = table.names().iter().map(String::as_str).collect();
-    println!(
-        "quickstart summary: requests={} rejected={} names={}",
-        table.requests(),
-        table.rejected(),
-        names.join(",")
-    );
+    println!("quickstart summary: {}", table.summary());
     println!(
         "Next: `cargo run --example receiver` runs this receiver on its own; set SPECTATOR_URI \
          to publish to an Atlas aggregator instead."

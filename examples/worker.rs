@@ -138,13 +138,7 @@ mod unix {
                 table.push_step(&last);
                 table.print();
             }
-            let names: Vec<&str> = table.names().iter().map(String::as_str).collect();
-            println!(
-                "worker summary: requests={} rejected={} names={}",
-                table.requests(),
-                table.rejected(),
-                names.join(",")
-            );
+            println!("worker summary: {}", table.summary());
         }
     }
 

@@ -226,6 +226,17 @@ impl LiveTable {
         &self.names
     }
 
+    /// One line for scripts and tests: `requests=N rejected=N names=a,b,...` over all steps.
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        format!(
+            "requests={} rejected={} names={}",
+            self.requests,
+            self.rejected,
+            names.join(",")
+        )
+    }
+
     /// The table as text: a header line, the common tags, one row per series, and the first
     /// validation problems of the last step.
     pub fn render(&self) -> String {
