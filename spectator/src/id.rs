@@ -264,7 +264,7 @@ fn id_hash<'a>(name: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) -> u6
 
 /// Whether `c` is in the Atlas character set: `-._A-Za-z0-9~^`.
 pub fn is_valid_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '^')
+    crate::rules::is_valid_char(c)
 }
 
 /// The Atlas spelling of `s`: every character outside `-._A-Za-z0-9~^` becomes `_`.
@@ -276,15 +276,7 @@ pub fn is_valid_char(c: char) -> bool {
 /// assert_eq!(spectator::id::sanitize("é/x"), "__x");
 /// ```
 pub fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().all(is_valid_char) {
-        std::borrow::Cow::Borrowed(s)
-    } else {
-        std::borrow::Cow::Owned(
-            s.chars()
-                .map(|c| if is_valid_char(c) { c } else { '_' })
-                .collect(),
-        )
-    }
+    crate::rules::sanitize(s)
 }
 
 #[cfg(test)]

@@ -215,6 +215,7 @@ pub mod measurement;
 pub mod meter;
 pub mod publish;
 mod registry;
+mod rules;
 mod sync;
 
 #[cfg(all(spectator_loom, test))]
