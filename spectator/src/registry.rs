@@ -27,8 +27,8 @@ use crate::id::{Id, IdRef};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
-    Counter, DistributionSummary, Gauge, MaxGauge, MeterCore, MeterKind,
-    PercentileDistributionSummary, PercentileTimer, Timer,
+    for_each_meter_kind, Counter, DistributionSummary, Gauge, MaxGauge, Meter, MeterKind,
+    PercentileDistributionSummary, PercentileTimer, Poll, Timer,
 };
 use crate::sync::retire::{handle_is_live, try_retire};
 use crate::sync::AtomicBool;
@@ -62,7 +62,9 @@ type Level = HashMap<Id, Arc<Entry>, BuildHasherDefault<PassThrough>>;
 
 /// One registered meter.
 pub(crate) struct Entry {
-    core: MeterCore,
+    core: Arc<dyn Meter>,
+    /// Its kind's name, for warnings.
+    kind: &'static str,
     /// The ids it reports under, made once.
     ids: Box<[Id]>,
     /// Wall time (ms) of the last poll that found it active.
@@ -209,69 +211,7 @@ impl Registry {
         self.len() == 0
     }
 
-    /// The counter for `name` and `tags` (created on first use).
-    pub fn counter(&self, name: &str, tags: &[(&str, &str)]) -> Counter {
-        self.meter(name, tags)
-    }
-    /// The counter for `id`.
-    pub fn counter_with_id(&self, id: &Id) -> Counter {
-        self.meter_with_id(id)
-    }
-    /// The timer for `name` and `tags`.
-    pub fn timer(&self, name: &str, tags: &[(&str, &str)]) -> Timer {
-        self.meter(name, tags)
-    }
-    /// The timer for `id`.
-    pub fn timer_with_id(&self, id: &Id) -> Timer {
-        self.meter_with_id(id)
-    }
-    /// The distribution summary for `name` and `tags`.
-    pub fn distribution_summary(&self, name: &str, tags: &[(&str, &str)]) -> DistributionSummary {
-        self.meter(name, tags)
-    }
-    /// The distribution summary for `id`.
-    pub fn distribution_summary_with_id(&self, id: &Id) -> DistributionSummary {
-        self.meter_with_id(id)
-    }
-    /// The gauge for `name` and `tags`.
-    pub fn gauge(&self, name: &str, tags: &[(&str, &str)]) -> Gauge {
-        self.meter(name, tags)
-    }
-    /// The gauge for `id`.
-    pub fn gauge_with_id(&self, id: &Id) -> Gauge {
-        self.meter_with_id(id)
-    }
-    /// The max gauge for `name` and `tags`.
-    pub fn max_gauge(&self, name: &str, tags: &[(&str, &str)]) -> MaxGauge {
-        self.meter(name, tags)
-    }
-    /// The max gauge for `id`.
-    pub fn max_gauge_with_id(&self, id: &Id) -> MaxGauge {
-        self.meter_with_id(id)
-    }
-    /// The percentile timer (10 ms ..= 60 s) for `name` and `tags`.
-    pub fn percentile_timer(&self, name: &str, tags: &[(&str, &str)]) -> PercentileTimer {
-        self.meter(name, tags)
-    }
-    /// The percentile timer for `id`.
-    pub fn percentile_timer_with_id(&self, id: &Id) -> PercentileTimer {
-        self.meter_with_id(id)
-    }
-    /// The percentile distribution summary for `name` and `tags`.
-    pub fn percentile_distribution_summary(
-        &self,
-        name: &str,
-        tags: &[(&str, &str)],
-    ) -> PercentileDistributionSummary {
-        self.meter(name, tags)
-    }
-    /// The percentile distribution summary for `id`.
-    pub fn percentile_distribution_summary_with_id(
-        &self,
-        id: &Id,
-    ) -> PercentileDistributionSummary {
-        self.meter_with_id(id)
-    }
+    for_each_meter_kind!(accessors);
 
     fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         if let Some(key) = IdRef::new(name, tags) {
@@ -302,11 +242,11 @@ impl Registry {
 
     /// A handle of the requested kind, or a detached one when the id has another kind.
     fn handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
-        match M::from_core(&entry.core) {
+        match M::downcast(&entry.core) {
             Some(m) => Some(m),
             None => {
                 warn_limited!(target: "spectator::registry",
-                    id = %entry.ids[0], registered = entry.core.kind(), requested = M::KIND,
+                    id = %entry.ids[0], registered = entry.kind, requested = M::KIND,
                     "id already registered as another meter type; returning a meter that reports nothing");
                 Some(M::detached(&self.inner.clock))
             }
@@ -332,6 +272,7 @@ impl Registry {
         let entry = Arc::new(Entry {
             ids: M::stat_ids(&id),
             core,
+            kind: M::KIND,
             last_active: AtomicU64::new(self.inner.clock.wall_time()),
             retired: AtomicBool::new(false),
         });
@@ -359,11 +300,15 @@ impl Registry {
         let _p = lock(&self.inner.poll_lock);
         let now = self.inner.clock.wall_time();
         let ttl = millis(self.inner.config.meter_ttl);
+        let poll = Poll {
+            now_ms: now,
+            gauge_ttl_ms: ttl,
+        };
         let snapshot = self.inner.snapshot.load_full();
         let mut out = Vec::with_capacity(snapshot.len());
         let mut idle = Vec::new();
         for (id, entry) in snapshot.entries() {
-            let updated = entry.core.measure(&entry.ids, now, ttl, &mut out);
+            let updated = entry.core.measure(&entry.ids, &poll, &mut out);
             entry.last_active.fetch_max(updated, Ordering::Relaxed);
             if updated < now && is_expired(entry, now, ttl) {
                 idle.push(id.clone());
@@ -371,7 +316,7 @@ impl Registry {
         }
         drop(snapshot);
         if !idle.is_empty() {
-            self.retire(&idle, now, ttl, &mut out);
+            self.retire(&idle, &poll, ttl, &mut out);
         }
         self.compact();
         out
@@ -380,7 +325,8 @@ impl Registry {
     /// Removes the meters in `ids` that are still unowned and idle. A handle may have written
     /// to one between its poll above and its removal here, so each removed meter is measured
     /// once more (into `out`): nothing can write to it after that.
-    fn retire(&self, ids: &[Id], now: u64, ttl: u64, out: &mut Vec<Measurement>) {
+    fn retire(&self, ids: &[Id], poll: &Poll, ttl: u64, out: &mut Vec<Measurement>) {
+        let now = poll.now_ms;
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
         let mut removed = 0usize;
@@ -390,7 +336,7 @@ impl Registry {
             };
             if try_retire(&entry.retired, || is_expired(entry, now, ttl)) {
                 removed += 1;
-                entry.core.measure(&entry.ids, now, ttl, out);
+                entry.core.measure(&entry.ids, poll, out);
             }
         }
         if removed == 0 {
@@ -418,8 +364,25 @@ impl Registry {
     }
 }
 
+/// The registry's accessors, one pair per meter kind (see `meter::for_each_meter_kind`).
+macro_rules! accessors {
+    ($($handle:ident => $by_name:ident, $by_id:ident, $noun:literal;)*) => {$(
+        #[doc = concat!("The ", $noun, " for `name` and `tags`, created on first use.")]
+        #[doc = ""]
+        #[doc = concat!("See [`", stringify!($handle), "`] for what it reports.")]
+        pub fn $by_name(&self, name: &str, tags: &[(&str, &str)]) -> $handle {
+            self.meter(name, tags)
+        }
+        #[doc = concat!("The ", $noun, " for `id`, created on first use.")]
+        pub fn $by_id(&self, id: &Id) -> $handle {
+            self.meter_with_id(id)
+        }
+    )*};
+}
+use accessors;
+
 fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
-    entry.core.strong_count() == 1
+    Arc::strong_count(&entry.core) == 1
         && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
 }
 

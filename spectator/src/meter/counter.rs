@@ -1,6 +1,10 @@
 //! Counter: how often something happened, reported as the sum added since the last poll.
 
 use super::atomic::AtomicF64;
+use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -43,13 +47,31 @@ impl CounterCore {
     }
 }
 
-impl Counter {
-    pub(crate) fn detached() -> Counter {
-        Counter {
-            core: Arc::default(),
+impl Meter for CounterCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        if push(out, &ids[0], self.take()) {
+            poll.now_ms
+        } else {
+            0
         }
     }
+}
 
+impl MeterKind for Counter {
+    const KIND: &'static str = "counter";
+    type Core = CounterCore;
+    fn new_core(_: &Arc<dyn Clock>) -> CounterCore {
+        CounterCore::default()
+    }
+    fn from_core(core: Arc<CounterCore>) -> Counter {
+        Counter { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        default_stat_id(id, "count")
+    }
+}
+
+impl Counter {
     /// Adds 1.
     #[inline]
     pub fn increment(&self) {

@@ -1,6 +1,10 @@
 //! Distribution summary: the sizes of things, reported like a timer but in the unit recorded.
 
-use super::stats::{Extra, Stats};
+use super::stats::{stat_ids, Extra, Stats, AS_RECORDED};
+use super::{Meter, MeterKind, Poll};
+use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::Arc;
 
 /// Records amounts (bytes, items, ...). Each poll reports, for the records since the previous
@@ -48,12 +52,31 @@ pub(crate) fn accepts(v: f64) -> bool {
     v >= 0.0 && v.is_finite()
 }
 
-impl DistributionSummary {
-    pub(crate) fn detached() -> DistributionSummary {
-        DistributionSummary {
-            core: Arc::default(),
+impl Meter for SummaryCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        if self.stats.measure(ids, AS_RECORDED, |_| {}, out) {
+            poll.now_ms
+        } else {
+            0
         }
     }
+}
+
+impl MeterKind for DistributionSummary {
+    const KIND: &'static str = "distribution summary";
+    type Core = SummaryCore;
+    fn new_core(_: &Arc<dyn Clock>) -> SummaryCore {
+        SummaryCore::default()
+    }
+    fn from_core(core: Arc<SummaryCore>) -> DistributionSummary {
+        DistributionSummary { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        stat_ids(id, "totalAmount").into_boxed_slice()
+    }
+}
+
+impl DistributionSummary {
 
     /// Records one amount; ignored when negative, NaN or infinite.
     #[inline]

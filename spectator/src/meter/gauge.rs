@@ -1,6 +1,9 @@
 //! Gauge: the last value of something, reported while it is fresh.
 
 use super::atomic::AtomicF64;
+use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::id::Id;
+use crate::measurement::Measurement;
 use crate::clock::Clock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 /// Holds the last value set. Each poll reports it (`statistic=gauge`, op Max) while the last
 /// `set` is at most the registry's meter TTL (15 minutes) old by the registry clock's wall
 /// time (its [coarse](crate::Clock::coarse_wall_time) reading at `set`: a few milliseconds of
-/// resolution, and no hardware clock read on the recording path). `set(NaN)` stops reporting until the next finite `set`; infinities are not sent.
+/// resolution, and no hardware clock read on the recording path). `set(NaN)` stops reporting
+/// until the next finite `set`; infinities are not sent.
 ///
 /// ```
 /// let registry = spectator::Registry::default();
@@ -46,26 +50,34 @@ impl GaugeCore {
         }
     }
 
-    /// The value to report at `now_ms`, if any.
-    pub(crate) fn value_at(&self, now_ms: u64, ttl_ms: u64) -> Option<f64> {
-        let set_at = self.set_at.load(Ordering::Relaxed);
-        let v = self.value.load();
-        (v.is_finite() && now_ms.saturating_sub(set_at) <= ttl_ms).then_some(v)
-    }
+}
 
-    /// Wall time of the last set.
-    pub(crate) fn set_at(&self) -> u64 {
-        self.set_at.load(Ordering::Relaxed)
+impl Meter for GaugeCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        let set_at = self.set_at.load(Ordering::Relaxed);
+        if poll.now_ms.saturating_sub(set_at) <= poll.gauge_ttl_ms {
+            push(out, &ids[0], self.value.load());
+        }
+        // A gauge's last update is its last set, whenever the poll happens.
+        set_at
+    }
+}
+
+impl MeterKind for Gauge {
+    const KIND: &'static str = "gauge";
+    type Core = GaugeCore;
+    fn new_core(clock: &Arc<dyn Clock>) -> GaugeCore {
+        GaugeCore::new(clock.clone())
+    }
+    fn from_core(core: Arc<GaugeCore>) -> Gauge {
+        Gauge { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        default_stat_id(id, "gauge")
     }
 }
 
 impl Gauge {
-    pub(crate) fn detached(clock: Arc<dyn Clock>) -> Gauge {
-        Gauge {
-            core: Arc::new(GaugeCore::new(clock)),
-        }
-    }
-
     /// Sets the value (any `f64`; NaN stops reporting).
     #[inline]
     pub fn set(&self, value: f64) {

@@ -1,6 +1,10 @@
 //! Max gauge: the largest value set during each interval.
 
 use super::atomic::AtomicMaxF64;
+use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::Arc;
 
 /// Reports the largest value set since the previous poll (`statistic=max`, op Max), then
@@ -25,13 +29,31 @@ pub(crate) struct MaxGaugeCore {
     pub(crate) max: AtomicMaxF64,
 }
 
-impl MaxGauge {
-    pub(crate) fn detached() -> MaxGauge {
-        MaxGauge {
-            core: Arc::default(),
+impl Meter for MaxGaugeCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        if push(out, &ids[0], self.max.take()) {
+            poll.now_ms
+        } else {
+            0
         }
     }
+}
 
+impl MeterKind for MaxGauge {
+    const KIND: &'static str = "max gauge";
+    type Core = MaxGaugeCore;
+    fn new_core(_: &Arc<dyn Clock>) -> MaxGaugeCore {
+        MaxGaugeCore::default()
+    }
+    fn from_core(core: Arc<MaxGaugeCore>) -> MaxGauge {
+        MaxGauge { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        default_stat_id(id, "max")
+    }
+}
+
+impl MaxGauge {
     /// Offers a value; the poll reports the largest since the previous poll.
     #[inline]
     pub fn set(&self, value: f64) {

@@ -1,8 +1,14 @@
-//! The seven Spectator meter types, and what each reports at a poll.
+//! The meter kinds, each in its own file, and what the registry needs to know about them.
 //!
 //! Handles ([`Counter`], [`Timer`], ...) are cheap to clone (an `Arc` inside), `Send + Sync`,
-//! and record with a few atomic operations: no mutex, no allocation, no lookup. The registry keeps the
-//! same `Arc`s and turns them into [`Measurement`]s when polled.
+//! and record with a few atomic operations: no mutex, no allocation, no lookup. The registry
+//! keeps the same `Arc`s and asks each for its [`Measurement`]s when polled.
+//!
+//! # Adding a meter kind
+//! A kind lives in one file that holds its handle, its shared core, an `impl Meter` for the
+//! core (what it reports at a poll) and an `impl MeterKind` for the handle (how it is created
+//! and which ids it reports under). Then it gets one line in [`for_each_meter_kind!`], which
+//! generates the registry's accessors and the macros' call-site support.
 
 pub(crate) mod atomic;
 mod counter;
@@ -25,247 +31,133 @@ pub use timer::{Stopwatch, Timer};
 
 use crate::clock::Clock;
 use crate::id::Id;
-use crate::measurement::Measurement;
+use crate::measurement::{Measurement, Op};
+use std::any::Any;
 use std::sync::Arc;
 
+/// Every registry-created meter kind, once: handle type, accessor, accessor by id, and the
+/// noun used in docs and warnings. The registry's accessors and the macros' call-site support
+/// are generated from this list.
+macro_rules! for_each_meter_kind {
+    ($callback:ident) => {
+        $callback! {
+            Counter => counter, counter_with_id, "counter";
+            Timer => timer, timer_with_id, "timer";
+            DistributionSummary => distribution_summary, distribution_summary_with_id, "distribution summary";
+            Gauge => gauge, gauge_with_id, "gauge";
+            MaxGauge => max_gauge, max_gauge_with_id, "max gauge";
+            PercentileTimer => percentile_timer, percentile_timer_with_id, "percentile timer";
+            PercentileDistributionSummary => percentile_distribution_summary,
+                percentile_distribution_summary_with_id, "percentile distribution summary";
+        }
+    };
+}
+pub(crate) use for_each_meter_kind;
+
+/// What a poll tells each meter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Poll {
+    /// Wall time of the poll, ms since the epoch (registry clock).
+    pub(crate) now_ms: u64,
+    /// How long a gauge keeps reporting after its last `set`, in ms.
+    pub(crate) gauge_ttl_ms: u64,
+}
+
 /// The registry's view of a meter: the shared state behind every handle of one id.
-#[derive(Clone)]
-pub(crate) enum MeterCore {
-    Counter(Arc<counter::CounterCore>),
-    Timer(Arc<timer::TimerCore>),
-    DistributionSummary(Arc<distribution_summary::SummaryCore>),
-    Gauge(Arc<gauge::GaugeCore>),
-    MaxGauge(Arc<max_gauge::MaxGaugeCore>),
-    PercentileTimer(Arc<percentile_timer::PercentileTimerCore>),
-    PercentileDistributionSummary(Arc<percentile_distribution_summary::PercentileSummaryCore>),
+///
+/// Java Spectator's `Meter.measure()`: each kind says what it reports, in its own file.
+pub(crate) trait Meter: AsAny + Send + Sync + 'static {
+    /// Appends what this meter reports at `poll`, taking the interval's deltas. `ids` are
+    /// the ones [`MeterKind::stat_ids`] made for it. Returns the latest wall time the meter
+    /// is known to have been updated at (0 if unknown), for expiry.
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64;
 }
 
-impl MeterCore {
-    /// Owners of the shared state: 1 means only the registry holds it.
-    pub(crate) fn strong_count(&self) -> usize {
-        match self {
-            MeterCore::Counter(c) => Arc::strong_count(c),
-            MeterCore::Timer(c) => Arc::strong_count(c),
-            MeterCore::DistributionSummary(c) => Arc::strong_count(c),
-            MeterCore::Gauge(c) => Arc::strong_count(c),
-            MeterCore::MaxGauge(c) => Arc::strong_count(c),
-            MeterCore::PercentileTimer(c) => Arc::strong_count(c),
-            MeterCore::PercentileDistributionSummary(c) => Arc::strong_count(c),
-        }
-    }
+/// `Arc<dyn Meter>` back to its concrete core (a shim until trait upcasting is in the
+/// minimum supported Rust).
+pub(crate) trait AsAny {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
 
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            MeterCore::Counter(_) => Counter::KIND,
-            MeterCore::Timer(_) => Timer::KIND,
-            MeterCore::DistributionSummary(_) => DistributionSummary::KIND,
-            MeterCore::Gauge(_) => Gauge::KIND,
-            MeterCore::MaxGauge(_) => MaxGauge::KIND,
-            MeterCore::PercentileTimer(_) => PercentileTimer::KIND,
-            MeterCore::PercentileDistributionSummary(_) => PercentileDistributionSummary::KIND,
-        }
-    }
-
-    /// Appends what this meter reports at a poll at wall time `now_ms`, taking the interval's
-    /// deltas. `ids` are the ones [`MeterKind::stat_ids`] made for it. Returns the latest
-    /// wall time the meter is known to have been updated at (0 if unknown), for expiry.
-    pub(crate) fn measure(
-        &self,
-        ids: &[Id],
-        now_ms: u64,
-        ttl_ms: u64,
-        out: &mut Vec<Measurement>,
-    ) -> u64 {
-        let active = match self {
-            MeterCore::Counter(c) => push(out, &ids[0], c.take()),
-            MeterCore::Timer(t) => {
-                let taken = t.stats.take(|_| {});
-                push_stats(out, ids, taken, NANOS)
-            }
-            MeterCore::DistributionSummary(s) => {
-                let taken = s.stats.take(|_| {});
-                push_stats(out, ids, taken, UNIT)
-            }
-            MeterCore::Gauge(g) => {
-                if let Some(v) = g.value_at(now_ms, ttl_ms) {
-                    push(out, &ids[0], v);
-                }
-                // A gauge's last update is its last set, whenever the poll happens.
-                return g.set_at();
-            }
-            MeterCore::MaxGauge(g) => push(out, &ids[0], g.max.take()),
-            MeterCore::PercentileTimer(t) => {
-                let mut counts = [0u64; percentile_buckets::LENGTH];
-                let taken = t.timer.stats.take(|b| b.take_into(&mut counts));
-                let active = push_stats(out, ids, taken, NANOS);
-                push_buckets(out, &ids[4], 'T', &counts);
-                active
-            }
-            MeterCore::PercentileDistributionSummary(s) => {
-                let mut counts = [0u64; percentile_buckets::LENGTH];
-                let taken = s.summary.stats.take(|b| b.take_into(&mut counts));
-                let active = push_stats(out, ids, taken, UNIT);
-                push_buckets(out, &ids[4], 'D', &counts);
-                active
-            }
-        };
-        if active {
-            now_ms
-        } else {
-            0
-        }
+impl<T: Any + Send + Sync> AsAny for T {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
     }
 }
 
-/// Unit conversions for timers (ns → s, ns² → s²) and summaries (none).
-struct Scale {
-    unit: f64,
-    squared: f64,
-}
-const NANOS: Scale = Scale {
-    unit: 1e-9,
-    squared: 1e-18,
-};
-const UNIT: Scale = Scale {
-    unit: 1.0,
-    squared: 1.0,
-};
+/// A handle type the registry creates and finds (Java's `newCounter(Id)` & co., one impl per
+/// kind in the kind's file). Sealed: only this crate's meters.
+pub(crate) trait MeterKind: Sized {
+    /// Name used in warnings.
+    const KIND: &'static str;
+    /// The shared state behind every handle of one id.
+    type Core: Meter;
+    /// A fresh core.
+    fn new_core(clock: &Arc<dyn Clock>) -> Self::Core;
+    /// A handle on `core`.
+    fn from_core(core: Arc<Self::Core>) -> Self;
+    /// The ids this meter reports under, computed once at registration.
+    fn stat_ids(id: &Id) -> Box<[Id]>;
 
-/// Pushes `value` unless the rules say not to send it: never NaN or infinities, and never an
-/// Add of 0 (nothing happened). Returns whether anything was pushed.
-fn push(out: &mut Vec<Measurement>, id: &Id, value: f64) -> bool {
+    /// A new meter: its handle and the registry's view of it.
+    fn create(clock: &Arc<dyn Clock>) -> (Self, Arc<dyn Meter>) {
+        let core = Arc::new(Self::new_core(clock));
+        (Self::from_core(core.clone()), core)
+    }
+
+    /// A handle on `core` if it is of this kind.
+    fn downcast(core: &Arc<dyn Meter>) -> Option<Self> {
+        core.clone().into_any().downcast().ok().map(Self::from_core)
+    }
+
+    /// A meter that records into nothing the registry reports.
+    fn detached(clock: &Arc<dyn Clock>) -> Self {
+        Self::from_core(Arc::new(Self::new_core(clock)))
+    }
+}
+
+/// Pushes `value` unless the rules say not to send it: never NaN or infinities (the one place
+/// they are filtered), and never an Add of 0 (nothing happened). Returns whether anything was
+/// pushed.
+pub(crate) fn push(out: &mut Vec<Measurement>, id: &Id, value: f64) -> bool {
     let m = Measurement::new(id.clone(), value);
-    if !value.is_finite() || (m.op == crate::Op::Add && value == 0.0) {
+    if !value.is_finite() || (m.op == Op::Add && value == 0.0) {
         return false;
     }
     out.push(m);
     true
 }
 
-fn push_stats(out: &mut Vec<Measurement>, ids: &[Id], t: stats::Taken, scale: Scale) -> bool {
-    if t.count == 0 {
-        return false; // idle: not even max
+/// The one id of a single-statistic meter: `id` with `statistic=stat` unless it has one.
+pub(crate) fn default_stat_id(id: &Id, stat: &str) -> Box<[Id]> {
+    Box::new([id.with_default_stat(stat)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn measure<M: MeterKind>(core: &Arc<dyn Meter>, id: &Id) -> Vec<String> {
+        let mut out = Vec::new();
+        let poll = Poll {
+            now_ms: 0,
+            gauge_ttl_ms: 1,
+        };
+        core.measure(&M::stat_ids(id), &poll, &mut out);
+        out.iter().map(|m| format!("{}={}", m.id, m.value)).collect()
     }
-    push(out, &ids[0], t.count as f64);
-    push(out, &ids[1], t.total * scale.unit);
-    push(out, &ids[2], t.total_sq * scale.squared);
-    push(out, &ids[3], t.max * scale.unit);
-    true
-}
 
-fn push_buckets(out: &mut Vec<Measurement>, base: &Id, prefix: char, counts: &[u64]) {
-    for (i, &c) in counts.iter().enumerate() {
-        if c > 0 {
-            let tag = format!("{prefix}{i:04X}");
-            push(out, &base.with_tag("percentile", &tag), c as f64);
-        }
+    #[test]
+    fn downcast_finds_only_its_own_kind() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0, 0));
+        let (counter, core) = Counter::create(&clock);
+        counter.increment();
+        assert!(Counter::downcast(&core).is_some());
+        assert!(Timer::downcast(&core).is_none());
+        assert_eq!(
+            measure::<Counter>(&core, &Id::new("a.b", &[])),
+            ["a.b:statistic=count=1"]
+        );
     }
 }
-
-/// What the registry needs to know about each handle type. Sealed: only this crate's meters.
-pub(crate) trait MeterKind: Sized {
-    /// Name used in warnings.
-    const KIND: &'static str;
-    /// A handle on `core`, if it is of this kind.
-    fn from_core(core: &MeterCore) -> Option<Self>;
-    /// A new meter registered under an id: its handle and the registry's view of it.
-    fn create(clock: &Arc<dyn Clock>) -> (Self, MeterCore);
-    /// A meter that records into nothing the registry reports.
-    fn detached(clock: &Arc<dyn Clock>) -> Self;
-    /// The ids this meter reports under, computed once at registration.
-    fn stat_ids(id: &Id) -> Box<[Id]>;
-}
-
-fn stats_ids(id: &Id, total: &str) -> Box<[Id]> {
-    ["count", total, "totalOfSquares", "max"]
-        .iter()
-        .map(|s| id.with_stat(s))
-        .collect()
-}
-
-fn percentile_ids(id: &Id, total: &str) -> Box<[Id]> {
-    let mut ids = stats_ids(id, total).into_vec();
-    ids.push(id.with_stat("percentile"));
-    ids.into_boxed_slice()
-}
-
-macro_rules! meter_kind {
-    ($handle:ident, $variant:ident, $kind:literal, |$clock:ident| $new_core:expr, |$id:ident| $ids:expr, |$c2:ident| $detached:expr) => {
-        impl MeterKind for $handle {
-            const KIND: &'static str = $kind;
-            fn from_core(core: &MeterCore) -> Option<Self> {
-                match core {
-                    MeterCore::$variant(c) => Some($handle { core: c.clone() }),
-                    _ => None,
-                }
-            }
-            fn create($clock: &Arc<dyn Clock>) -> (Self, MeterCore) {
-                let core = Arc::new($new_core);
-                ($handle { core: core.clone() }, MeterCore::$variant(core))
-            }
-            fn detached($c2: &Arc<dyn Clock>) -> Self {
-                $detached
-            }
-            fn stat_ids($id: &Id) -> Box<[Id]> {
-                $ids
-            }
-        }
-    };
-}
-
-meter_kind!(
-    Counter,
-    Counter,
-    "counter",
-    |_clock| counter::CounterCore::default(),
-    |id| Box::new([id.with_default_stat("count")]),
-    |_c| Counter::detached()
-);
-meter_kind!(
-    Timer,
-    Timer,
-    "timer",
-    |clock| timer::TimerCore::new(clock.clone()),
-    |id| stats_ids(id, "totalTime"),
-    |c| Timer::detached(c.clone())
-);
-meter_kind!(
-    DistributionSummary,
-    DistributionSummary,
-    "distribution summary",
-    |_clock| distribution_summary::SummaryCore::default(),
-    |id| stats_ids(id, "totalAmount"),
-    |_c| DistributionSummary::detached()
-);
-meter_kind!(
-    Gauge,
-    Gauge,
-    "gauge",
-    |clock| gauge::GaugeCore::new(clock.clone()),
-    |id| Box::new([id.with_default_stat("gauge")]),
-    |c| Gauge::detached(c.clone())
-);
-meter_kind!(
-    MaxGauge,
-    MaxGauge,
-    "max gauge",
-    |_clock| max_gauge::MaxGaugeCore::default(),
-    |id| Box::new([id.with_default_stat("max")]),
-    |_c| MaxGauge::detached()
-);
-meter_kind!(
-    PercentileTimer,
-    PercentileTimer,
-    "percentile timer",
-    |clock| percentile_timer::PercentileTimerCore::new(clock.clone()),
-    |id| percentile_ids(id, "totalTime"),
-    |c| PercentileTimer::detached(c.clone())
-);
-meter_kind!(
-    PercentileDistributionSummary,
-    PercentileDistributionSummary,
-    "percentile distribution summary",
-    |_clock| percentile_distribution_summary::PercentileSummaryCore::default(),
-    |id| percentile_ids(id, "totalAmount"),
-    |_c| PercentileDistributionSummary::detached()
-);

@@ -2,8 +2,11 @@
 
 use super::distribution_summary::{accepts, SummaryCore};
 use super::percentile_buckets as buckets;
-use super::percentile_timer::snapshot;
-use super::stats::Buckets;
+use super::stats::{percentile_stat_ids, Buckets, AS_RECORDED};
+use super::{Meter, MeterKind, Poll};
+use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::Arc;
 
 /// A [`DistributionSummary`](crate::DistributionSummary) that also counts each record in one
@@ -31,12 +34,32 @@ pub(crate) struct PercentileSummaryCore {
     pub(crate) summary: SummaryCore<Buckets>,
 }
 
-impl PercentileDistributionSummary {
-    pub(crate) fn detached() -> PercentileDistributionSummary {
-        PercentileDistributionSummary {
-            core: Arc::default(),
+impl Meter for PercentileSummaryCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        let stats = &self.summary.stats;
+        if stats.measure_with_buckets(ids, AS_RECORDED, 'D', out) {
+            poll.now_ms
+        } else {
+            0
         }
     }
+}
+
+impl MeterKind for PercentileDistributionSummary {
+    const KIND: &'static str = "percentile distribution summary";
+    type Core = PercentileSummaryCore;
+    fn new_core(_: &Arc<dyn Clock>) -> PercentileSummaryCore {
+        PercentileSummaryCore::default()
+    }
+    fn from_core(core: Arc<PercentileSummaryCore>) -> PercentileDistributionSummary {
+        PercentileDistributionSummary { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        percentile_stat_ids(id, "totalAmount")
+    }
+}
+
+impl PercentileDistributionSummary {
 
     /// Records one amount; ignored when negative, NaN or infinite.
     #[inline]
@@ -65,6 +88,6 @@ impl PercentileDistributionSummary {
     /// The `p`-th percentile (0..=100) of the amounts recorded since the last poll, estimated
     /// from the buckets; NaN when nothing was recorded or `p` is NaN.
     pub fn percentile(&self, p: f64) -> f64 {
-        buckets::percentile(&snapshot(&self.core.summary.stats), p)
+        buckets::percentile(&self.core.summary.stats.bucket_counts(), p)
     }
 }

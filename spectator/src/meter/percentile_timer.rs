@@ -1,9 +1,12 @@
 //! Percentile timer: a timer plus a histogram over Spectator's percentile buckets.
 
-use super::percentile_buckets::{self as buckets, LENGTH};
-use super::stats::Buckets;
-use super::timer::{duration_ns, Stopwatch, Target, TimerCore};
+use super::percentile_buckets as buckets;
+use super::stats::{percentile_stat_ids, Buckets, NANOS_TO_SECONDS};
+use super::timer::{duration_ns, Stopwatch, TimeSink, TimerCore};
+use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,26 +60,45 @@ impl PercentileTimerCore {
         }
     }
 
+}
+
+impl TimeSink for PercentileTimerCore {
+    fn clock(&self) -> &dyn Clock {
+        &*self.timer.clock
+    }
     #[inline]
-    pub(crate) fn record_ns(&self, ns: u64) {
+    fn record_ns(&self, ns: u64) {
         let index = buckets::index_of(ns.clamp(MIN_NS, MAX_NS));
         self.timer.stats.record_ns(ns, |b| b.bump(index));
     }
 }
 
-/// The bucket counts since the last poll, over all cells.
-pub(crate) fn snapshot(stats: &super::stats::Stats<Buckets>) -> [u64; LENGTH] {
-    let mut counts = [0u64; LENGTH];
-    stats.peek_extra(|b| b.add_to(&mut counts));
-    counts
+impl Meter for PercentileTimerCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        let stats = &self.timer.stats;
+        if stats.measure_with_buckets(ids, NANOS_TO_SECONDS, 'T', out) {
+            poll.now_ms
+        } else {
+            0
+        }
+    }
+}
+
+impl MeterKind for PercentileTimer {
+    const KIND: &'static str = "percentile timer";
+    type Core = PercentileTimerCore;
+    fn new_core(clock: &Arc<dyn Clock>) -> PercentileTimerCore {
+        PercentileTimerCore::new(clock.clone())
+    }
+    fn from_core(core: Arc<PercentileTimerCore>) -> PercentileTimer {
+        PercentileTimer { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        percentile_stat_ids(id, "totalTime")
+    }
 }
 
 impl PercentileTimer {
-    pub(crate) fn detached(clock: Arc<dyn Clock>) -> PercentileTimer {
-        PercentileTimer {
-            core: Arc::new(PercentileTimerCore::new(clock)),
-        }
-    }
 
     /// Records one duration.
     #[inline]
@@ -86,11 +108,7 @@ impl PercentileTimer {
 
     /// Starts measuring; the time is recorded when the stopwatch is dropped or stopped.
     pub fn stopwatch(&self) -> Stopwatch<'_> {
-        Stopwatch {
-            target: Target::Percentile(&self.core),
-            start: self.core.timer.clock.monotonic_time(),
-            armed: true,
-        }
+        Stopwatch::start(&*self.core)
     }
 
     /// Runs `f` and records how long it took, also when it panics.
@@ -112,7 +130,7 @@ impl PercentileTimer {
     /// The `p`-th percentile (0..=100) of the durations recorded since the last poll,
     /// estimated from the buckets; zero when nothing was recorded or `p` is NaN.
     pub fn percentile(&self, p: f64) -> Duration {
-        let v = buckets::percentile(&snapshot(&self.core.timer.stats), p);
+        let v = buckets::percentile(&self.core.timer.stats.bucket_counts(), p);
         if v.is_finite() && v > 0.0 {
             Duration::from_nanos(v as u64)
         } else {

@@ -25,9 +25,39 @@
 
 use super::atomic::{from_ordered, to_ordered};
 use super::percentile_buckets::LENGTH;
+use super::push;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+/// The unit conversion from what is recorded to what is reported.
+#[derive(Clone, Copy)]
+pub(crate) struct Scale {
+    unit: f64,
+    squared: f64,
+}
+
+/// Timers record nanoseconds and report seconds (and seconds²).
+pub(crate) const NANOS_TO_SECONDS: Scale = Scale {
+    unit: 1e-9,
+    squared: 1e-18,
+};
+
+/// Summaries report what they record.
+pub(crate) const AS_RECORDED: Scale = Scale {
+    unit: 1.0,
+    squared: 1.0,
+};
+
+/// The ids of the four statistics, in the order [`Stats::measure`] reports them.
+pub(crate) fn stat_ids(id: &Id, total: &str) -> Vec<Id> {
+    ["count", total, "totalOfSquares", "max"]
+        .iter()
+        .map(|s| id.with_stat(s))
+        .collect()
+}
 
 /// Most cells per meter.
 pub(crate) const STRIPES: usize = 4;
@@ -75,6 +105,43 @@ impl Buckets {
             *c += b.load(Ordering::Relaxed);
         }
     }
+}
+
+impl Stats<Buckets> {
+    /// The bucket counts since the last poll, over all cells (a peek).
+    pub(crate) fn bucket_counts(&self) -> [u64; LENGTH] {
+        let mut counts = [0u64; LENGTH];
+        self.peek_extra(|b| b.add_to(&mut counts));
+        counts
+    }
+
+    /// [`Stats::measure`] plus, for each bucket used since the last poll, its count under
+    /// `statistic=percentile, percentile=<prefix><index as 4 hex digits>` (`ids[4]` is the
+    /// id with `statistic=percentile`).
+    pub(crate) fn measure_with_buckets(
+        &self,
+        ids: &[Id],
+        scale: Scale,
+        prefix: char,
+        out: &mut Vec<Measurement>,
+    ) -> bool {
+        let mut counts = [0u64; LENGTH];
+        let active = self.measure(ids, scale, |b| b.take_into(&mut counts), out);
+        for (i, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                let tag = format!("{prefix}{i:04X}");
+                push(out, &ids[4].with_tag("percentile", &tag), c as f64);
+            }
+        }
+        active
+    }
+}
+
+/// The ids of a percentile meter: the four statistics, then `statistic=percentile`.
+pub(crate) fn percentile_stat_ids(id: &Id, total: &str) -> Box<[Id]> {
+    let mut ids = stat_ids(id, total);
+    ids.push(id.with_stat("percentile"));
+    ids.into_boxed_slice()
 }
 
 /// One cell: the statistics of the records it took since the last poll.
@@ -342,6 +409,28 @@ impl<X: Extra> Stats<X> {
         for s in self.stripes.iter().filter_map(OnceLock::get) {
             f(&s.extra);
         }
+    }
+
+    /// Takes the interval's records and pushes the four statistics under `ids` (`count`,
+    /// the total, `totalOfSquares`, `max`, in that order), scaled to the reported unit.
+    /// `extra` reads each cell's other fields as in [`take`](Stats::take). Returns whether
+    /// anything was recorded: an idle meter reports nothing, not even `max`.
+    pub(crate) fn measure(
+        &self,
+        ids: &[Id],
+        scale: Scale,
+        extra: impl FnMut(&X),
+        out: &mut Vec<Measurement>,
+    ) -> bool {
+        let t = self.take(extra);
+        if t.count == 0 {
+            return false;
+        }
+        push(out, &ids[0], t.count as f64);
+        push(out, &ids[1], t.total * scale.unit);
+        push(out, &ids[2], t.total_sq * scale.squared);
+        push(out, &ids[3], t.max * scale.unit);
+        true
     }
 
     fn sum(&self, field: impl Fn(&Stripe<X>) -> u64) -> u64 {

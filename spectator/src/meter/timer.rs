@@ -1,7 +1,10 @@
 //! Timer: how long something took, reported as count, total, total of squares and max.
 
-use super::stats::{Extra, Stats};
+use super::stats::{stat_ids, Extra, Stats, NANOS_TO_SECONDS};
+use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
+use crate::id::Id;
+use crate::measurement::Measurement;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,11 +12,9 @@ use std::time::Duration;
 /// `statistic=count`, `totalTime` (seconds), `totalOfSquares` (seconds²) and `max` (seconds);
 /// a timer with no record since the last poll reports nothing.
 ///
-/// Totals are kept in integer nanoseconds (exact for 584 years of recorded time); the
-/// recording path claims one of up to four per-meter cells with a single compare-and-swap,
-/// updates it with plain stores and releases it: a writer moves to another cell rather than
-/// wait for the poll or another writer, and could only wait if all four cells were held at
-/// once (see `meter/stats.rs`).
+/// Totals are kept in integer nanoseconds (exact for 584 years of recorded time). Recording
+/// is lock-free: a record never waits for a poll or for another thread recording into the
+/// same timer.
 ///
 /// ```
 /// use std::time::Duration;
@@ -60,19 +61,61 @@ impl<X: Extra> TimerCore<X> {
     }
 }
 
-impl TimerCore {
+impl Meter for TimerCore {
+    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        if self.stats.measure(ids, NANOS_TO_SECONDS, |_| {}, out) {
+            poll.now_ms
+        } else {
+            0
+        }
+    }
+}
+
+impl MeterKind for Timer {
+    const KIND: &'static str = "timer";
+    type Core = TimerCore;
+    fn new_core(clock: &Arc<dyn Clock>) -> TimerCore {
+        TimerCore::new(clock.clone())
+    }
+    fn from_core(core: Arc<TimerCore>) -> Timer {
+        Timer { core }
+    }
+    fn stat_ids(id: &Id) -> Box<[Id]> {
+        stat_ids(id, "totalTime").into_boxed_slice()
+    }
+}
+
+/// What a [`Stopwatch`] records into: a timer, or a meter built on one.
+pub(crate) trait TimeSink: Sync {
+    /// The clock whose monotonic time measures the span.
+    fn clock(&self) -> &dyn Clock;
+    /// Records one span of `ns` nanoseconds.
+    fn record_ns(&self, ns: u64);
+}
+
+impl TimeSink for TimerCore {
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
     #[inline]
-    pub(crate) fn record_ns(&self, ns: u64) {
+    fn record_ns(&self, ns: u64) {
         self.stats.record_ns(ns, |_| {});
     }
 }
 
-impl Timer {
-    pub(crate) fn detached(clock: Arc<dyn Clock>) -> Timer {
-        Timer {
-            core: Arc::new(TimerCore::new(clock)),
+impl<'a> Stopwatch<'a> {
+    /// A stopwatch started now on `sink`'s clock.
+    #[inline]
+    pub(crate) fn start(sink: &'a dyn TimeSink) -> Stopwatch<'a> {
+        Stopwatch {
+            start: sink.clock().monotonic_time(),
+            sink,
+            armed: true,
         }
     }
+}
+
+impl Timer {
 
     /// Records one duration.
     #[inline]
@@ -89,11 +132,7 @@ impl Timer {
     /// Starts measuring; the time is recorded when the stopwatch is dropped or stopped.
     #[inline]
     pub fn stopwatch(&self) -> Stopwatch<'_> {
-        Stopwatch {
-            target: Target::Timer(&self.core),
-            start: self.core.clock.monotonic_time(),
-            armed: true,
-        }
+        Stopwatch::start(&*self.core)
     }
 
     /// Records since the last poll.
@@ -107,43 +146,21 @@ impl Timer {
     }
 }
 
-#[derive(Clone, Copy)]
-pub(crate) enum Target<'a> {
-    Timer(&'a TimerCore),
-    Percentile(&'a super::percentile_timer::PercentileTimerCore),
-}
-
-impl Target<'_> {
-    fn clock(&self) -> &dyn Clock {
-        match self {
-            Target::Timer(t) => &*t.clock,
-            Target::Percentile(t) => &*t.timer.clock,
-        }
-    }
-
-    fn record_ns(&self, ns: u64) {
-        match self {
-            Target::Timer(t) => t.record_ns(ns),
-            Target::Percentile(t) => t.record_ns(ns),
-        }
-    }
-}
-
 /// Measures one span of time for a [`Timer`] or a
 /// [`PercentileTimer`](crate::PercentileTimer) and records it when dropped (so a panic or an
 /// early return is still measured), or earlier with [`Stopwatch::stop`].
 #[must_use = "a stopwatch records when dropped; dropping it at once records ~0"]
 pub struct Stopwatch<'a> {
-    pub(crate) target: Target<'a>,
-    pub(crate) start: u64,
-    pub(crate) armed: bool,
+    sink: &'a dyn TimeSink,
+    start: u64,
+    armed: bool,
 }
 
 impl Stopwatch<'_> {
     /// Time since the stopwatch started.
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(
-            self.target
+            self.sink
                 .clock()
                 .monotonic_time()
                 .saturating_sub(self.start),
@@ -154,7 +171,7 @@ impl Stopwatch<'_> {
     pub fn stop(mut self) -> Duration {
         self.armed = false;
         let d = self.elapsed();
-        self.target.record_ns(duration_ns(d));
+        self.sink.record_ns(duration_ns(d));
         d
     }
 }
@@ -163,11 +180,11 @@ impl Drop for Stopwatch<'_> {
     fn drop(&mut self) {
         if self.armed {
             let ns = self
-                .target
+                .sink
                 .clock()
                 .monotonic_time()
                 .saturating_sub(self.start);
-            self.target.record_ns(ns);
+            self.sink.record_ns(ns);
         }
     }
 }
