@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use spectator::publish::Error;
 use spectator::testing::aggregator::{Aggregator, ReceivedMeasurement, Reply};
+use spectator::PublishError as Error;
 use spectator::{ManualClock, Registry};
 
 fn registry(agg: &Aggregator, frequency: Duration) -> Registry {

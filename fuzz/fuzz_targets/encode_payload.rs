@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use spectator::id::sanitize;
-use spectator::publish::encode::encode_batch;
+use spectator::rules::sanitize;
+use spectator::wire::encode_batch;
 use spectator::testing::aggregator::{check_measurement, decode_payload};
 use spectator::{Id, Measurement};
 

@@ -3,7 +3,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use spectator::id::{is_valid_char, sanitize};
+use spectator::rules::{is_valid_char, sanitize};
 use spectator::Id;
 
 #[derive(Arbitrary, Debug)]

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::Serialize;
-use spectator::publish::encode::{encode_batch, gzip};
+use spectator::wire::{encode_batch, gzip};
 use spectator::{Id, Measurement};
 
 const BATCH: usize = 10_000;

@@ -1,5 +1,6 @@
 //! Registry configuration: where and how often to publish, batch size, timeouts, common tags.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a [`Registry`](crate::Registry) publishes. Build one by hand, start from
@@ -17,8 +18,22 @@ use std::time::Duration;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Publish endpoint; `None` records but never publishes.
+    /// The Atlas aggregator's publish endpoint (`http://…/api/v4/update`); `None` records but
+    /// never publishes, unless [`output_location`](Config::output_location) names an output.
     pub uri: Option<String>,
+    /// Where each step goes, when set (it wins over `uri`):
+    ///
+    /// | location | means |
+    /// |---|---|
+    /// | `http://…`, `https://…` | the Atlas aggregator, as `uri` |
+    /// | `udp` | spectatord's UDP port, `udp://127.0.0.1:1234` |
+    /// | `udp://host:port` | a spectatord UDP listener |
+    /// | `unix` | spectatord's datagram socket, `unix:///run/spectatord/spectatord.unix` |
+    /// | `unix:///path` | a unix datagram socket |
+    /// | `file:///path`, `stdout`, `stderr` | spectatord protocol lines appended to a file or stream |
+    /// | `memory` | lines kept in memory, read with [`Registry::take_written_lines`](crate::Registry::take_written_lines) |
+    /// | `none` | record, never send |
+    pub output_location: Option<String>,
     /// Step between publishes (default 5 s).
     pub frequency: Duration,
     /// Most measurements in one POST (default 10 000).
@@ -39,6 +54,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             uri: None,
+            output_location: None,
             frequency: Duration::from_secs(5),
             batch_size: 10_000,
             timeout: Duration::from_secs(1),
@@ -93,7 +109,7 @@ impl ConfigError {
 
 /// The Netflix environment variables and the common tag each one sets. Where two variables
 /// feed one tag, the first non-blank one wins.
-pub const NETFLIX_ENV_TAGS: &[(&str, &str)] = &[
+const NETFLIX_ENV_TAGS: &[(&str, &str)] = &[
     ("NETFLIX_APP", "nf.app"),
     ("NETFLIX_CLUSTER", "nf.cluster"),
     ("NETFLIX_AUTO_SCALE_GROUP", "nf.asg"),
@@ -109,8 +125,9 @@ pub const NETFLIX_ENV_TAGS: &[(&str, &str)] = &[
 ];
 
 /// Every variable [`Config::from_env`] reads.
-pub const ENV_VARIABLES: &[&str] = &[
+const ENV_VARIABLES: &[&str] = &[
     "SPECTATOR_URI",
+    "SPECTATOR_OUTPUT_LOCATION",
     "SPECTATOR_FREQUENCY",
     "SPECTATOR_BATCH_SIZE",
     "SPECTATOR_TIMEOUT",
@@ -134,7 +151,13 @@ pub const ENV_VARIABLES: &[&str] = &[
 const MAX_SECONDS: f64 = 86_400.0;
 
 impl Config {
-    /// Reads the process environment (SPEC section 6); see [`Config::from_lookup`] for the
+    /// Every variable [`Config::from_env`] reads.
+    pub const ENV_VARIABLES: &'static [&'static str] = ENV_VARIABLES;
+    /// The Netflix environment variables and the common tag each one sets. Where two
+    /// variables feed one tag, the first non-blank one wins.
+    pub const NETFLIX_ENV_TAGS: &'static [(&'static str, &'static str)] = NETFLIX_ENV_TAGS;
+
+    /// Reads the process environment; see [`Config::from_lookup`] for the
     /// rules. A variable whose value is not valid Unicode is an error.
     pub fn from_env() -> Result<Config, ConfigError> {
         for &var in ENV_VARIABLES {
@@ -155,13 +178,14 @@ impl Config {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `SPECTATOR_URI` | publish endpoint, an absolute `http`/`https` URL | none: record, never publish |
+    /// | `SPECTATOR_OUTPUT_LOCATION` | where each step goes ([`Config::output_location`]); when `SPECTATOR_URI` is set too, both must say the same | none |
     /// | `SPECTATOR_FREQUENCY` | seconds between publishes, a positive decimal (`5`, `0.5`), at most one day | 5 |
     /// | `SPECTATOR_BATCH_SIZE` | measurements per POST, a positive integer | 10000 |
     /// | `SPECTATOR_TIMEOUT` | connect and request timeout in seconds, a positive decimal, at most one day | 1 |
     /// | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2`: extra tags on every measurement | none |
     /// | `SPECTATOR_MAX_METERS` | most meters the registry holds ([`Config::max_meters`]), a positive integer | 100000 |
     ///
-    /// The Netflix variables in [`NETFLIX_ENV_TAGS`] add `nf.*` common tags
+    /// The Netflix variables in [`Config::NETFLIX_ENV_TAGS`] add `nf.*` common tags
     /// (`NETFLIX_INSTANCE_ID` before `EC2_INSTANCE_ID`, `NETFLIX_CONTAINER_NAME` before
     /// `TITUS_CONTAINER_NAME`). A key given both ways takes its `SPECTATOR_COMMON_TAGS` value.
     /// In `SPECTATOR_COMMON_TAGS`, blanks around entries, keys and values are trimmed, empty
@@ -199,6 +223,22 @@ impl Config {
         if let Some(uri) = get("SPECTATOR_URI") {
             check_uri(&uri).map_err(|reason| ConfigError::new("SPECTATOR_URI", &uri, reason))?;
             config.uri = Some(uri);
+        }
+        if let Some(location) = get("SPECTATOR_OUTPUT_LOCATION") {
+            Location::parse(&location).map_err(|reason| {
+                ConfigError::new("SPECTATOR_OUTPUT_LOCATION", &location, reason)
+            })?;
+            if let Some(uri) = config.uri.as_deref().filter(|uri| *uri != location) {
+                return Err(ConfigError::new(
+                    "SPECTATOR_OUTPUT_LOCATION",
+                    &location,
+                    format!(
+                        "SPECTATOR_URI is set too, to {uri:?}: set one of SPECTATOR_URI and \
+                         SPECTATOR_OUTPUT_LOCATION, or both to the same value"
+                    ),
+                ));
+            }
+            config.output_location = Some(location);
         }
         if let Some(v) = get("SPECTATOR_FREQUENCY") {
             config.frequency = parse_seconds("SPECTATOR_FREQUENCY", &v)?;
@@ -253,17 +293,123 @@ impl Config {
     }
 }
 
-/// Checks that `uri` is an absolute `http` or `https` URL with a host.
-pub(crate) fn check_uri(uri: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(uri.trim()).map_err(|e| e.to_string())?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(format!("scheme {other:?} is not http or https")),
+impl Config {
+    /// Where each step goes: [`output_location`](Config::output_location) when set, else
+    /// `uri` (Atlas), else nowhere. `Err((location, reason))` when it cannot be used.
+    pub(crate) fn location(&self) -> Result<Location, (String, String)> {
+        match (&self.output_location, &self.uri) {
+            (Some(l), _) => Location::parse(l).map_err(|reason| (l.clone(), reason)),
+            (None, Some(uri)) => match check_uri(uri) {
+                Ok(()) => Ok(Location::Atlas(uri.trim().to_owned())),
+                Err(reason) => Err((uri.clone(), reason)),
+            },
+            (None, None) => Ok(Location::None),
+        }
     }
-    match url.host_str() {
-        Some(h) if !h.is_empty() => Ok(url),
-        _ => Err("no host".into()),
+}
+
+/// A parsed output location (see [`Config::output_location`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// The Atlas aggregator at this URL.
+    Atlas(String),
+    /// A spectatord UDP listener, `host:port`.
+    Udp(String),
+    /// A unix datagram socket.
+    Unix(PathBuf),
+    /// Lines appended to a file.
+    File(PathBuf),
+    Stdout,
+    Stderr,
+    Memory,
+    None,
+}
+
+/// spectatord's UDP port on the local host.
+pub(crate) const SPECTATORD_UDP: &str = "127.0.0.1:1234";
+/// spectatord's unix datagram socket.
+pub(crate) const SPECTATORD_UNIX: &str = "/run/spectatord/spectatord.unix";
+
+impl Location {
+    /// Parses one of the forms in [`Config::output_location`]'s table; the error says why not.
+    pub(crate) fn parse(location: &str) -> Result<Location, String> {
+        let l = location.trim();
+        let path = |p: &str, scheme: &str| {
+            if p.starts_with('/') && p.len() > 1 {
+                Ok(PathBuf::from(p))
+            } else {
+                Err(format!(
+                    "{scheme}:// needs an absolute path, as in {scheme}:///var/run/x"
+                ))
+            }
+        };
+        Ok(match l {
+            "udp" => Location::Udp(SPECTATORD_UDP.into()),
+            "unix" => Location::Unix(PathBuf::from(SPECTATORD_UNIX)),
+            "stdout" => Location::Stdout,
+            "stderr" => Location::Stderr,
+            "memory" => Location::Memory,
+            "none" => Location::None,
+            _ if l.starts_with("http://") || l.starts_with("https://") => {
+                check_uri(l)?;
+                Location::Atlas(l.to_owned())
+            }
+            _ => {
+                if let Some(addr) = l.strip_prefix("udp://") {
+                    check_host_port(addr)?;
+                    Location::Udp(addr.to_owned())
+                } else if let Some(p) = l.strip_prefix("unix://") {
+                    Location::Unix(path(p, "unix")?)
+                } else if let Some(p) = l.strip_prefix("file://") {
+                    Location::File(path(p, "file")?)
+                } else {
+                    return Err("expected one of udp, udp://host:port, unix, unix:///path, \
+                                file:///path, stdout, stderr, memory, none, http(s)://…"
+                        .into());
+                }
+            }
+        })
     }
+}
+
+/// Checks `host:port` (a name, an IPv4 address or a bracketed IPv6 one, and a port).
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("udp://{addr} has no port (udp://host:port)"))?;
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!("udp://{addr} has no valid host (udp://host:port)"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("port {port:?} is not 1..=65535")),
+    }
+}
+
+/// Checks that `uri` is an absolute `http` or `https` URL with a host (the HTTP client parses
+/// it fully when it is built).
+pub(crate) fn check_uri(uri: &str) -> Result<(), String> {
+    let uri = uri.trim();
+    let rest = if let Some(r) = uri.strip_prefix("http://") {
+        r
+    } else if let Some(r) = uri.strip_prefix("https://") {
+        r
+    } else {
+        let scheme = uri.split_once(':').map_or(uri, |(s, _)| s);
+        return Err(match uri.contains("://") || uri.contains(':') {
+            true => format!("scheme {scheme:?} is not http or https"),
+            false => "relative URL without a base".into(),
+        });
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err("no host".into());
+    }
+    if uri.chars().any(char::is_whitespace) {
+        return Err("contains whitespace".into());
+    }
+    Ok(())
 }
 
 /// A positive integer.

@@ -1,4 +1,4 @@
-//! The process-wide registry, configured from the environment (SPEC section 6).
+//! The process-wide registry, configured from the environment.
 //!
 //! On first use, [`global()`] reads [`Config::from_env`]. A malformed variable is logged as an
 //! error (tracing target `spectator::init`) and the registry falls back to the defaults with
@@ -26,17 +26,18 @@
 //! - fork outside of a publish: a registry lock held by the publishing thread at that instant
 //!   stays held in the child.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 
 use crate::config::Config;
-use crate::publish::{PublishReport, Publisher};
+use crate::publish::{LoopPlace, PublishReport, Publisher};
+use crate::sync::lock;
 use crate::Registry;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 static AUTO_PUBLISHER: Mutex<Option<Publisher>> = Mutex::new(None);
 
 /// The variable that turns auto-start off.
-pub const DISABLE_AUTO_START: &str = "SPECTATOR_DISABLE_AUTO_START_GLOBAL";
+pub(crate) const DISABLE_AUTO_START: &str = "SPECTATOR_DISABLE_AUTO_START_GLOBAL";
 
 /// The process-wide registry, built from the environment on first use.
 ///
@@ -52,10 +53,7 @@ pub fn global() -> &'static Registry {
 /// publish, and returns that publish's report. A publisher started by the program with
 /// `global().start()` is the program's to stop.
 pub fn stop_global() -> Option<PublishReport> {
-    let publisher = AUTO_PUBLISHER
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
+    let publisher = lock(&AUTO_PUBLISHER).take();
     publisher.map(|p| p.stop())
 }
 
@@ -70,14 +68,13 @@ fn init() -> Registry {
             Config::default()
         }
     };
-    let auto_start = config.uri.is_some() && !flag_set(std::env::var(DISABLE_AUTO_START).ok());
+    let auto_start = !matches!(config.location(), Ok(crate::config::Location::None))
+        && !flag_set(std::env::var(DISABLE_AUTO_START).ok());
     let registry = Registry::builder().config(config).build();
     if auto_start {
-        match registry.start_at(crate::publish::LoopPlace::OwnThread) {
+        match registry.start_at(LoopPlace::OwnThread) {
             Ok(p) => {
-                *AUTO_PUBLISHER
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(p);
+                *lock(&AUTO_PUBLISHER) = Some(p);
             }
             Err(e) => tracing::error!(
                 target: "spectator::init",

@@ -2,7 +2,7 @@
 //!
 //! Tags are kept sorted by key, one value per key (the last one given wins), so two ids built
 //! from the same tags in any order are equal. The id keeps the strings as given; the publisher
-//! [sanitises](sanitize) them to the Atlas character set on the wire.
+//! [sanitises](crate::rules::sanitize) them to the Atlas character set on the wire.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -262,23 +262,6 @@ fn id_hash<'a>(name: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) -> u6
     mix(str_hash(name) ^ sum.rotate_left(29))
 }
 
-/// Whether `c` is in the Atlas character set: `-._A-Za-z0-9~^`.
-pub fn is_valid_char(c: char) -> bool {
-    crate::rules::is_valid_char(c)
-}
-
-/// The Atlas spelling of `s`: every character outside `-._A-Za-z0-9~^` becomes `_`.
-///
-/// Borrowed when nothing needs replacing.
-///
-/// ```
-/// assert_eq!(spectator::id::sanitize("http.status code"), "http.status_code");
-/// assert_eq!(spectator::id::sanitize("é/x"), "__x");
-/// ```
-pub fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
-    crate::rules::sanitize(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,12 +324,5 @@ mod tests {
         v.sort();
         let s: Vec<String> = v.iter().map(|i| i.to_string()).collect();
         assert_eq!(s, ["a:k=1", "a:k=2", "b"]);
-    }
-
-    #[test]
-    fn sanitize_replaces_outside_charset() {
-        assert_eq!(sanitize("a-b._~^Z9"), "a-b._~^Z9");
-        assert_eq!(sanitize("a b/c"), "a_b_c");
-        assert_eq!(sanitize(""), "");
     }
 }

@@ -206,16 +206,16 @@ extern crate self as spectator;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-pub mod clock;
-pub mod config;
-pub mod global;
-pub mod id;
+mod clock;
+mod config;
+mod global;
+mod id;
 mod log;
-pub mod measurement;
-pub mod meter;
-pub mod publish;
+mod measurement;
+mod meter;
+mod publish;
 mod registry;
-mod rules;
+pub mod rules;
 mod sync;
 
 #[cfg(all(spectator_loom, test))]
@@ -226,11 +226,14 @@ pub use config::{Config, ConfigError};
 pub use global::{global, stop_global};
 pub use id::Id;
 pub use measurement::{Measurement, Op};
+pub use meter::percentile_buckets;
 pub use meter::{
     Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
     Stopwatch, Timer,
 };
-pub use publish::{PublishReport, Publisher};
+#[cfg(feature = "atlas")]
+pub use publish::atlas::encode as wire;
+pub use publish::{PublishError, PublishReport, Publisher};
 pub use registry::{Registry, RegistryBuilder};
 
 /// Times every call of a function (see the attribute's own docs below for all the rules).

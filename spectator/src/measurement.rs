@@ -45,6 +45,9 @@ pub struct Measurement {
     /// How the aggregator combines it.
     pub op: Op,
     /// The value: a delta since the previous poll for [`Op::Add`], a level for [`Op::Max`].
+    /// Always finite, but for one case: the poll after a gauge was set to NaN reports NaN
+    /// once, so that the spectatord output can tell spectatord to stop reporting it (the
+    /// Atlas output leaves it out: Atlas has no use for it).
     pub value: f64,
 }
 

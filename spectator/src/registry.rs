@@ -30,13 +30,14 @@ use crate::meter::{
     for_each_meter_kind, Counter, DistributionSummary, Gauge, MaxGauge, Meter, MeterKind,
     PercentileDistributionSummary, PercentileTimer, Poll, Timer,
 };
+use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport, Publisher};
 use crate::sync::retire::{handle_is_live, try_retire};
-use crate::sync::AtomicBool;
+use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
 use hashbrown::{Equivalent, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Hasher for keys that hash themselves to one well-mixed `u64` (see `Id`'s `Hash`).
@@ -153,15 +154,10 @@ pub(crate) struct RegistryInner {
     write_lock: Mutex<()>,
     /// Serialises polls: each meter's interval is handed to one poll.
     poll_lock: Mutex<()>,
-    pub(crate) publish_state: crate::publish::PublishState,
+    /// Where each step goes, and whether a publish loop runs.
+    outlet: Outlet,
     /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
     refused: std::sync::OnceLock<Counter>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these cannot leave the data inconsistent (they guard
-    // `()` or whole-value replacements), so poisoning is ignored.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn millis(d: Duration) -> u64 {
@@ -322,6 +318,88 @@ impl Registry {
         out
     }
 
+    /// Polls the registry once and sends the step to the configured output now: the Atlas
+    /// aggregator (with what earlier failed publishes kept, in batches of `batch_size`,
+    /// retried within the step) or spectatord-protocol lines.
+    ///
+    /// A registry without an output does nothing here (it does not poll, so
+    /// [`measurements`](Registry::measurements) still sees everything) and returns an empty
+    /// report. The self-metrics `spectator.measurements{..}` are updated afterwards and go
+    /// out with the next publish.
+    pub async fn publish(&self) -> PublishReport {
+        self.publish_on(Connection::Shared).await
+    }
+
+    pub(crate) async fn publish_on(&self, connection: Connection) -> PublishReport {
+        let output = &self.inner.outlet.output;
+        if let Err(e) = output.check(&self.inner.config) {
+            if !matches!(e, PublishError::NoUri) {
+                warn_limited!(target: "spectator::registry", "cannot publish: {e}");
+            }
+            return PublishReport::default();
+        }
+        let ms = self.measurements();
+        let report = output.send(ms, &self.inner.config, connection).await;
+        self.record_self_metrics(&report);
+        tracing::debug!(target: "spectator::registry", ?report, "published");
+        report
+    }
+
+    fn record_self_metrics(&self, r: &PublishReport) {
+        const NAME: &str = "spectator.measurements";
+        if r.sent > 0 {
+            self.counter(NAME, &[("id", "sent")]).add(r.sent as f64);
+        }
+        for (error, n) in r.drops() {
+            if n > 0 {
+                self.counter(NAME, &[("id", "dropped"), ("error", error)])
+                    .add(n as f64);
+            }
+        }
+    }
+
+    /// Starts publishing every `frequency`, at wall-clock multiples of it (by the registry's
+    /// clock), until the returned [`Publisher`] is stopped or dropped.
+    ///
+    /// The loop runs on the caller's tokio runtime when called from inside one, otherwise on
+    /// one background thread with its own current-thread runtime. Recording threads never wait
+    /// for it.
+    ///
+    /// # Errors
+    /// [`PublishError::NoUri`] when the registry has no output (it records but cannot
+    /// publish), [`PublishError::InvalidUri`] / [`PublishError::InvalidLocation`] for an
+    /// output that cannot be used, [`PublishError::AlreadyStarted`] when a publisher of this
+    /// registry is still running, [`PublishError::Thread`] when the background thread cannot
+    /// be started.
+    pub fn start(&self) -> Result<Publisher, PublishError> {
+        self.start_at(LoopPlace::Auto)
+    }
+
+    pub(crate) fn start_at(&self, place: LoopPlace) -> Result<Publisher, PublishError> {
+        self.inner.outlet.output.check(&self.inner.config)?;
+        Publisher::start(self.clone(), &self.inner.outlet, place)
+    }
+
+    /// Marks this process's publish loop as ended (the publisher calls it when it stops).
+    pub(crate) fn release_loop(&self) {
+        self.inner.outlet.release();
+    }
+
+    /// The lines a `memory` output holds, drained (oldest first); empty for other outputs.
+    ///
+    /// ```
+    /// let registry = spectator::Registry::builder().output_location("memory").build();
+    /// registry.gauge("server.queueSize", &[("zone", "a")]).set(3.0);
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// registry.publish().await;
+    /// # });
+    /// assert_eq!(registry.take_written_lines(), ["g:server.queueSize,statistic=gauge,zone=a:3"]);
+    /// assert!(registry.take_written_lines().is_empty());
+    /// ```
+    pub fn take_written_lines(&self) -> Vec<String> {
+        self.inner.outlet.output.take_written_lines()
+    }
+
     /// Removes the meters in `ids` that are still unowned and idle. A handle may have written
     /// to one between its poll above and its removal here, so each removed meter is measured
     /// once more (into `out`): nothing can write to it after that.
@@ -389,7 +467,7 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
 /// Warns (rate-limited) about ids the aggregator would reject or that will be changed on
 /// the wire. The meter is registered anyway: recording must never fail.
 fn check_id(id: &Id) {
-    let bad_chars = |s: &str| !s.chars().all(crate::id::is_valid_char);
+    let bad_chars = |s: &str| !s.chars().all(crate::rules::is_valid_char);
     if id.name().is_empty() {
         warn_limited!(target: "spectator::registry", %id, "meter name is empty; the aggregator will reject it");
     }
@@ -422,9 +500,27 @@ pub struct RegistryBuilder {
 }
 
 impl RegistryBuilder {
-    /// Publish endpoint, e.g. `http://localhost:1234/api/v4/update`.
+    /// The Atlas aggregator's publish endpoint, e.g. `http://localhost:7101/api/v4/update`.
     pub fn uri(mut self, uri: &str) -> Self {
         self.config.uri = Some(uri.to_owned());
+        self
+    }
+    /// Where each step goes: an Atlas URL, spectatord (`udp`, `udp://host:port`, `unix`,
+    /// `unix:///path`), `file:///path`, `stdout`, `stderr`, `memory` or `none`; see
+    /// [`Config::output_location`]. Wins over [`uri`](RegistryBuilder::uri). A location that
+    /// cannot be used makes [`Registry::start`] return
+    /// [`PublishError::InvalidLocation`](crate::PublishError::InvalidLocation).
+    ///
+    /// ```
+    /// let registry = spectator::Registry::builder().output_location("memory").build();
+    /// registry.counter("server.numRequests", &[]).increment();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// registry.publish().await;
+    /// # });
+    /// assert_eq!(registry.take_written_lines(), ["c:server.numRequests,statistic=count:1"]);
+    /// ```
+    pub fn output_location(mut self, location: &str) -> Self {
+        self.config.output_location = Some(location.to_owned());
         self
     }
     /// Step between publishes.
@@ -459,16 +555,17 @@ impl RegistryBuilder {
         self.config = config;
         self
     }
-    /// The registry.
+    /// Builds the registry. An output location that cannot be used is reported by
+    /// [`Registry::start`] (and logged by [`Registry::publish`]); recording works regardless.
     pub fn build(self) -> Registry {
         Registry {
             inner: Arc::new(RegistryInner {
+                outlet: Outlet::new(&self.config),
                 config: self.config,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 write_lock: Mutex::new(()),
                 poll_lock: Mutex::new(()),
-                publish_state: Default::default(),
                 refused: std::sync::OnceLock::new(),
             }),
         }

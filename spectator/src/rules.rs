@@ -100,6 +100,8 @@ mod tests {
         assert_eq!(sanitize("http.status code"), "http.status_code");
         assert_eq!(sanitize("é/x"), "__x");
         assert!(matches!(sanitize("ok"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(sanitize("a-b._~^Z9"), "a-b._~^Z9");
+        assert_eq!(sanitize(""), "");
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub(crate) use loom::sync::atomic::{fence, AtomicBool, Ordering};
 #[cfg(not(all(spectator_loom, test)))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, Ordering};
 
+/// Locks `m`, ignoring poisoning: every mutex of this crate guards data that a panic cannot
+/// leave half-updated (`()`, whole-value replacements, queues changed by single calls).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The handshake that keeps a handle from ever writing into a removed meter (see the
 /// registry's module docs). Two sides, each a store or an owner-count increment, a `SeqCst`
 /// fence, then a load of the other side's variable (Dekker): at least one of them sees the

@@ -1,7 +1,7 @@
 //! The percentile bucket layout against the reference client and Spectator's algorithm.
 
 use proptest::prelude::*;
-use spectator::meter::percentile_buckets::{get, index_of, LENGTH};
+use spectator::percentile_buckets::{get, index_of, LENGTH};
 
 #[derive(serde::Deserialize)]
 struct Recorded {

@@ -153,7 +153,14 @@ fn gauge_ttl_is_measured_from_the_last_set() {
     g.set(4.0);
     assert_eq!(r.measurements()[0].value, 4.0);
     g.set(f64::NAN);
-    assert!(r.measurements().is_empty());
+    let stop = r.measurements();
+    assert_eq!(
+        stop.len(),
+        1,
+        "NaN once, for outputs that tell a sidecar to stop"
+    );
+    assert!(stop[0].value.is_nan());
+    assert!(r.measurements().is_empty(), "then nothing");
     g.set(f64::INFINITY);
     assert!(r.measurements().is_empty());
     assert_eq!(r.measurements().len(), 0);

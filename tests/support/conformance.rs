@@ -202,10 +202,12 @@ fn clock_ms(clock: &ManualClock, advance_s: f64) -> u64 {
     spectator::Clock::wall_time(clock) + (advance_s * 1000.0).round() as u64
 }
 
-/// The measurements as the publisher sends them: common tags, then the id's own tags (which
-/// win on a clash), then `name`.
+/// The measurements as the Atlas publisher sends them: common tags, then the id's own tags
+/// (which win on a clash), then `name`; the NaN a gauge reports once after `set(NaN)` is left
+/// out, as the Atlas output does.
 pub fn as_sent(common_tags: &[(String, String)], ms: &[spectator::Measurement]) -> Vec<Sent> {
     ms.iter()
+        .filter(|m| m.value.is_finite())
         .map(|m| {
             let mut tags: BTreeMap<String, String> = common_tags.iter().cloned().collect();
             for (k, v) in m.id.tags() {

@@ -77,7 +77,6 @@ impl MeterKind for DistributionSummary {
 }
 
 impl DistributionSummary {
-
     /// Records one amount; ignored when negative, NaN or infinite.
     #[inline]
     pub fn record(&self, amount: f64) {

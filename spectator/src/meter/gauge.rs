@@ -2,9 +2,9 @@
 
 use super::atomic::AtomicF64;
 use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::clock::Clock;
 use crate::id::Id;
 use crate::measurement::Measurement;
-use crate::clock::Clock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// `set` is at most the registry's meter TTL (15 minutes) old by the registry clock's wall
 /// time (its [coarse](crate::Clock::coarse_wall_time) reading at `set`: a few milliseconds of
 /// resolution, and no hardware clock read on the recording path). `set(NaN)` stops reporting
-/// until the next finite `set`; infinities are not sent.
+/// until the next finite `set` (the poll after a `set(NaN)` reports NaN once, which the
+/// spectatord output sends so that spectatord stops too; the Atlas output leaves it out);
+/// infinities are not sent.
 ///
 /// ```
 /// let registry = spectator::Registry::default();
@@ -30,6 +32,9 @@ pub(crate) struct GaugeCore {
     value: AtomicF64,
     /// Wall time (ms) of the last `set`.
     set_at: AtomicU64,
+    /// `set_at` of the last NaN reported: a gauge set to NaN reports it once, so that an
+    /// output to a sidecar can tell it to stop (the Atlas output leaves NaN out).
+    nan_reported_at: AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
@@ -46,17 +51,22 @@ impl GaugeCore {
         GaugeCore {
             value,
             set_at: AtomicU64::new(0),
+            nan_reported_at: AtomicU64::new(0),
             clock,
         }
     }
-
 }
 
 impl Meter for GaugeCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let set_at = self.set_at.load(Ordering::Relaxed);
         if poll.now_ms.saturating_sub(set_at) <= poll.gauge_ttl_ms {
-            push(out, &ids[0], self.value.load());
+            let v = self.value.load();
+            if !v.is_nan() {
+                push(out, &ids[0], v);
+            } else if self.nan_reported_at.swap(set_at, Ordering::Relaxed) != set_at {
+                out.push(Measurement::new(ids[0].clone(), v));
+            }
         }
         // A gauge's last update is its last set, whenever the poll happens.
         set_at

@@ -116,9 +116,8 @@ pub(crate) trait MeterKind: Sized {
     }
 }
 
-/// Pushes `value` unless the rules say not to send it: never NaN or infinities (the one place
-/// they are filtered), and never an Add of 0 (nothing happened). Returns whether anything was
-/// pushed.
+/// Pushes `value` unless the rules say not to send it: never NaN or infinities, and never an
+/// Add of 0 (nothing happened). Returns whether anything was pushed.
 pub(crate) fn push(out: &mut Vec<Measurement>, id: &Id, value: f64) -> bool {
     let m = Measurement::new(id.clone(), value);
     if !value.is_finite() || (m.op == Op::Add && value == 0.0) {
@@ -145,7 +144,9 @@ mod tests {
             gauge_ttl_ms: 1,
         };
         core.measure(&M::stat_ids(id), &poll, &mut out);
-        out.iter().map(|m| format!("{}={}", m.id, m.value)).collect()
+        out.iter()
+            .map(|m| format!("{}={}", m.id, m.value))
+            .collect()
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn layout() -> &'static Layout {
 /// The upper bound of bucket `i` (`None` past the last bucket).
 ///
 /// ```
-/// use spectator::meter::percentile_buckets as pb;
+/// use spectator::percentile_buckets as pb;
 /// assert_eq!(pb::get(0), Some(1));
 /// assert_eq!(pb::get(pb::LENGTH - 1), Some(i64::MAX as u64));
 /// ```
@@ -65,7 +65,7 @@ pub fn get(i: usize) -> Option<u64> {
 /// The index of the bucket for `v`; values past `i64::MAX` go to the last bucket.
 ///
 /// ```
-/// use spectator::meter::percentile_buckets::index_of;
+/// use spectator::percentile_buckets::index_of;
 /// assert_eq!(index_of(0), 0);
 /// assert_eq!(index_of(5), 5);
 /// assert_eq!(index_of(100), 0x19);

@@ -60,7 +60,6 @@ impl MeterKind for PercentileDistributionSummary {
 }
 
 impl PercentileDistributionSummary {
-
     /// Records one amount; ignored when negative, NaN or infinite.
     #[inline]
     pub fn record(&self, amount: f64) {

@@ -59,7 +59,6 @@ impl PercentileTimerCore {
             timer: TimerCore::new(clock),
         }
     }
-
 }
 
 impl TimeSink for PercentileTimerCore {
@@ -99,7 +98,6 @@ impl MeterKind for PercentileTimer {
 }
 
 impl PercentileTimer {
-
     /// Records one duration.
     #[inline]
     pub fn record(&self, duration: Duration) {

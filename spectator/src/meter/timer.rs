@@ -116,7 +116,6 @@ impl<'a> Stopwatch<'a> {
 }
 
 impl Timer {
-
     /// Records one duration.
     #[inline]
     pub fn record(&self, duration: Duration) {

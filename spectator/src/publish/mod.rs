@@ -1,40 +1,32 @@
-//! Publishing to the Atlas aggregator: payload encoding, HTTP with retries, and the background
-//! loop.
+//! Publishing: at each step the registry is polled and the measurements go to one output.
 //!
-//! - [`encode`]: the wire format of SPEC section 4 (string table, indexes, gzip).
-//! - `Registry::publish` polls the registry once and sends every batch now.
-//! - `Registry::start` runs that every `frequency`, aligned to wall-clock step boundaries, and
-//!   returns a [`Publisher`] whose [`stop`](Publisher::stop) /
-//!   [`shutdown`](Publisher::shutdown) end the loop with one final publish.
-//!
-//! # Delivery
-//!
-//! Each POST holds at most `batch_size` measurements. 429, 5xx, connection errors and timeouts
-//! are retried with backoff (100 ms, then 400 ms; 3 attempts in all), never past the end of the
-//! step. A batch that still fails is kept and sent first at the next publish; at most
-//! 10 × `batch_size` measurements are kept, beyond that the oldest are dropped and counted.
-//! 202 answers count their `errorCount` as dropped, 400 drops the whole batch, any other
-//! non-2xx status (401, 404, 413, ...) drops the batch too (retrying would not help).
+//! - [`Output`]: where a step goes. One variant per kind of destination, each in its own file:
+//!   `atlas/` (the Atlas aggregator over HTTP: encode, gzip, POST with retries) and `lines`
+//!   (spectatord's protocol lines over UDP, a unix datagram socket, a file, stdout/stderr or
+//!   memory). Adding an output is one file and one arm in [`Output::send`].
+//! - `publisher`: the background loop behind [`Publisher`], which drives
+//!   [`Registry::publish`](crate::Registry::publish) every step and publishes once more when
+//!   stopped, so nothing recorded is lost.
 //!
 //! # Self-metrics
 //!
 //! After each publish the registry's own counters are updated and go out with the next one:
-//! `spectator.measurements{id=sent}` and
-//! `spectator.measurements{id=dropped,error=validation|http-error|other}` (`validation`: 202 and
-//! 400 answers; `http-error`: other refusing statuses, and kept batches dropped from the bounded
-//! queue after 429/5xx; `other`: kept batches dropped after transport failures).
+//! `spectator.measurements{id=sent}` and `spectator.measurements{id=dropped,error=…}` with
+//! `error=validation` (the aggregator rejected them: 202 and 400 answers), `http-error` (other
+//! refusing statuses, and kept batches dropped from the bounded queue after 429/5xx), `other`
+//! (kept batches dropped after connection failures) and `output` (a spectatord socket was
+//! missing, refused the datagram or was full, or a file write failed).
 //!
 //! Logs go to the tracing targets `spectator::registry` (loop) and `spectator::http` (POSTs).
 
-pub mod encode;
-pub(crate) mod http;
+#[cfg(feature = "atlas")]
+pub(crate) mod atlas;
+mod lines;
 mod publisher;
-mod send;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
 
+use crate::config::{Config, Location};
 use crate::measurement::Measurement;
 
 pub(crate) use publisher::LoopPlace;
@@ -44,10 +36,9 @@ pub use publisher::Publisher;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PublishReport {
-    /// Accepted by the aggregator.
+    /// Accepted by the aggregator, or handed to the spectatord socket / file / memory.
     pub sent: usize,
-    /// Lost for good during this publish: rejected by the aggregator (validation), refused by
-    /// an HTTP error that retrying cannot fix, or pushed out of the bounded pending queue.
+    /// Lost for good during this publish: the sum of the `dropped_*` fields.
     pub dropped: usize,
     /// Of `dropped`: rejected by the aggregator (202 `errorCount`, 400).
     pub dropped_validation: usize,
@@ -56,28 +47,59 @@ pub struct PublishReport {
     pub dropped_http: usize,
     /// Of `dropped`: pushed out of the pending queue after connection errors or timeouts.
     pub dropped_other: usize,
-    /// Batches (POST bodies) built; each may take up to 3 attempts.
+    /// Of `dropped`: a line output could not deliver them (spectatord's socket missing,
+    /// refusing or full, a line longer than a datagram, a failed write).
+    pub dropped_output: usize,
+    /// Batches (POST bodies, or datagrams) built; a POST may take up to 3 attempts.
     pub batches: usize,
     /// Failed POST attempts (429, 5xx, connection errors, timeouts), retried ones included.
     pub errors: usize,
     /// Kept for the next publish after failing every attempt.
     pub pending: usize,
-    /// Not sent because their value was NaN or infinite.
-    pub skipped: usize,
+}
+
+impl PublishReport {
+    /// Sums the `dropped_*` fields into `dropped`.
+    fn total(mut self) -> PublishReport {
+        self.dropped =
+            self.dropped_validation + self.dropped_http + self.dropped_other + self.dropped_output;
+        self
+    }
+
+    /// The drops by the `error` tag of `spectator.measurements{id=dropped}`.
+    pub(crate) fn drops(&self) -> [(&'static str, usize); 4] {
+        [
+            ("validation", self.dropped_validation),
+            ("http-error", self.dropped_http),
+            ("other", self.dropped_other),
+            ("output", self.dropped_output),
+        ]
+    }
 }
 
 /// Why [`Registry::start`](crate::Registry::start) could not start publishing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
-    /// The registry has no publish URI: it records but never publishes.
-    #[error("the registry has no publish uri (set SPECTATOR_URI or RegistryBuilder::uri)")]
+pub enum PublishError {
+    /// The registry has no output: it records but never publishes.
+    #[error(
+        "the registry has no output (set SPECTATOR_URI or SPECTATOR_OUTPUT_LOCATION, or \
+         RegistryBuilder::uri or ::output_location)"
+    )]
     NoUri,
     /// The publish URI is not an absolute http(s) URL.
     #[error("invalid publish uri {uri:?}: {reason}")]
     InvalidUri {
         /// The URI as configured.
         uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The output location is none of the accepted forms.
+    #[error("invalid output location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as configured.
+        location: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -92,32 +114,141 @@ pub enum Error {
     Thread(#[from] std::io::Error),
 }
 
-impl From<http::BuildError> for Error {
-    fn from(e: http::BuildError) -> Error {
+/// Which connection a publish may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// The output's own, kept between steps.
+    Shared,
+    /// A new one, for a final publish on a thread of its own: pooled HTTP connections belong
+    /// to the runtime that opened them, which the caller may be blocking.
+    Fresh,
+}
+
+/// Where a step's measurements go.
+pub(crate) enum Output {
+    /// The Atlas aggregator, over HTTP.
+    #[cfg(feature = "atlas")]
+    Atlas(atlas::AtlasOutput),
+    /// spectatord protocol lines: a socket, a file, a stream or memory.
+    Lines(lines::LineOutput),
+    /// Record, never send.
+    None,
+    /// A location that cannot be used; the error says why.
+    Invalid(StoredError),
+}
+
+/// A configuration error kept for every later `start`/`publish` to report
+/// ([`PublishError`] holds an `io::Error`, which cannot be cloned).
+#[derive(Clone, Debug)]
+pub(crate) enum StoredError {
+    InvalidUri {
+        uri: String,
+        reason: String,
+    },
+    InvalidLocation {
+        location: String,
+        reason: String,
+    },
+    #[cfg_attr(not(feature = "atlas"), allow(dead_code))]
+    Client(String),
+}
+
+impl From<StoredError> for PublishError {
+    fn from(e: StoredError) -> PublishError {
         match e {
-            http::BuildError::Uri { uri, reason } => Error::InvalidUri { uri, reason },
-            http::BuildError::Client(e) => Error::Client(e.to_string()),
+            StoredError::InvalidUri { uri, reason } => PublishError::InvalidUri { uri, reason },
+            StoredError::InvalidLocation { location, reason } => {
+                PublishError::InvalidLocation { location, reason }
+            }
+            StoredError::Client(e) => PublishError::Client(e),
         }
     }
 }
 
-/// Per-registry publishing state: the queue of measurements kept after failed POSTs, the
-/// HTTP client, and whether a loop is running. Not on the recording path.
+impl Output {
+    /// The output `config` asks for.
+    pub(crate) fn new(config: &Config) -> Output {
+        match config.location() {
+            Err((location, reason)) => {
+                Output::Invalid(StoredError::InvalidLocation { location, reason })
+            }
+            Ok(Location::None) => Output::None,
+            #[cfg(feature = "atlas")]
+            Ok(Location::Atlas(uri)) => match atlas::AtlasOutput::new(&uri) {
+                Ok(o) => Output::Atlas(o),
+                Err(e) => Output::Invalid(e),
+            },
+            #[cfg(not(feature = "atlas"))]
+            Ok(Location::Atlas(uri)) => Output::Invalid(StoredError::InvalidUri {
+                uri,
+                reason: "this build has no HTTP output (enable the `atlas` feature)".into(),
+            }),
+            Ok(location) => Output::Lines(lines::LineOutput::new(location, config)),
+        }
+    }
+
+    /// Why nothing can be published, if so.
+    pub(crate) fn check(&self, config: &Config) -> Result<(), PublishError> {
+        match self {
+            Output::None => Err(PublishError::NoUri),
+            Output::Invalid(e) => Err(e.clone().into()),
+            #[cfg(feature = "atlas")]
+            Output::Atlas(a) => a.check(config),
+            Output::Lines(_) => {
+                let _ = config;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends one step's measurements (common tags not yet applied).
+    pub(crate) async fn send(
+        &self,
+        ms: Vec<Measurement>,
+        config: &Config,
+        connection: Connection,
+    ) -> PublishReport {
+        let report = match self {
+            #[cfg(feature = "atlas")]
+            Output::Atlas(a) => a.send(ms, config, connection).await,
+            Output::Lines(l) => l.send(ms),
+            Output::None | Output::Invalid(_) => {
+                let _ = (ms, config, connection);
+                PublishReport::default()
+            }
+        };
+        report.total()
+    }
+
+    /// The lines a `memory` output holds, drained; empty for other outputs.
+    pub(crate) fn take_written_lines(&self) -> Vec<String> {
+        match self {
+            Output::Lines(l) => l.take_written_lines(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A registry's publishing state: its output, and whether a loop is running. Not on the
+/// recording path.
 ///
-/// Fork-aware: the running loop and the HTTP client are tagged with the id of the process
-/// that made them. A forked child has neither the parent's loop thread nor a runtime serving
-/// the parent's pooled connections, so in the child the loop counts as not running and the
-/// client is built anew.
-#[derive(Default)]
-pub(crate) struct PublishState {
-    pub(crate) pending: Mutex<Pending>,
-    /// The HTTP client and the process it was built in.
-    sender: Mutex<Option<(u32, Result<http::HttpSender, String>)>>,
+/// Fork-aware: the running loop is tagged with the id of the process that started it. A
+/// forked child does not have the parent's loop thread, so there the loop counts as not
+/// running (and each output opens its own connections in the child).
+pub(crate) struct Outlet {
+    pub(crate) output: Output,
     /// Id of the process whose publish loop is running; 0 when none is.
     running: AtomicU32,
 }
 
-impl PublishState {
+impl Outlet {
+    pub(crate) fn new(config: &Config) -> Outlet {
+        Outlet {
+            output: Output::new(config),
+            running: AtomicU32::new(0),
+        }
+    }
+
     /// Marks a loop as running in this process; false when one already is.
     pub(crate) fn claim(&self) -> bool {
         let me = std::process::id();
@@ -146,37 +277,4 @@ impl PublishState {
             Ordering::SeqCst,
         );
     }
-
-    /// The HTTP client for `uri` built in this process (on first use here), or why it
-    /// cannot be built.
-    pub(crate) fn sender(
-        &self,
-        uri: &str,
-        timeout: std::time::Duration,
-    ) -> Result<http::HttpSender, String> {
-        let me = std::process::id();
-        let mut slot = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*slot {
-            Some((pid, built)) if *pid == me => built.clone(),
-            _ => {
-                let built =
-                    http::HttpSender::new(uri, timeout).map_err(|e| Error::from(e).to_string());
-                *slot = Some((me, built.clone()));
-                built
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for PublishState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishState").finish_non_exhaustive()
-    }
-}
-
-/// Measurements whose batch failed every attempt, oldest first.
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) queue: VecDeque<Measurement>,
-    pub(crate) last_failure: Option<http::FailureKind>,
 }

@@ -1,15 +1,15 @@
-//! `Registry::publish`, `Registry::start` and the background loop behind [`Publisher`].
+//! The background loop behind [`Publisher`]: it drives
+//! [`Registry::publish`](crate::Registry::publish) every step, and once more when stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex, PoisonError};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::http::HttpSender;
-use super::send::{count_non_finite, PublishCore};
-use super::{Error, PublishReport};
+use super::{Connection, PublishError, PublishReport};
+use crate::sync::lock;
 
 /// Time from `now_ms` to the next multiple of `step`.
 pub(crate) fn until_next_step(now_ms: u64, step: Duration) -> Duration {
@@ -53,117 +53,50 @@ pub(crate) enum LoopPlace {
     OwnThread,
 }
 
-impl crate::Registry {
-    fn core(&self) -> PublishCore<'_> {
-        PublishCore {
-            state: &self.inner.publish_state,
-            config: self.config(),
-        }
-    }
-
-    /// Polls the registry once and sends every measurement now (plus what earlier failed
-    /// publishes kept), in batches of `batch_size`, retrying as the module docs say.
-    ///
-    /// A registry without a URI does nothing here (it does not poll, so
-    /// [`measurements`](crate::Registry::measurements) still sees everything) and returns an
-    /// empty report. The self-metrics `spectator.measurements{..}` are updated afterwards and
-    /// go out with the next publish.
-    pub async fn publish(&self) -> PublishReport {
-        let sender = match self.core().sender() {
-            Ok(s) => s,
-            Err(Error::NoUri) => return PublishReport::default(),
-            Err(e) => {
-                tracing::error!(target: "spectator::registry", "cannot publish: {e}");
-                return PublishReport::default();
-            }
-        };
-        self.publish_with(&sender).await
-    }
-
-    async fn publish_with(&self, sender: &HttpSender) -> PublishReport {
-        let ms = self.measurements();
-        let skipped = count_non_finite(&ms);
-        let mut report = self.core().send(sender, ms).await;
-        report.skipped = skipped;
-        self.record_self_metrics(&report);
-        tracing::debug!(target: "spectator::registry", ?report, "published");
-        report
-    }
-
-    fn record_self_metrics(&self, r: &PublishReport) {
-        const NAME: &str = "spectator.measurements";
-        if r.sent > 0 {
-            self.counter(NAME, &[("id", "sent")]).add(r.sent as f64);
-        }
-        for (error, n) in [
-            ("validation", r.dropped_validation),
-            ("http-error", r.dropped_http),
-            ("other", r.dropped_other),
-        ] {
-            if n > 0 {
-                self.counter(NAME, &[("id", "dropped"), ("error", error)])
-                    .add(n as f64);
-            }
-        }
-    }
-
-    /// Starts publishing every `frequency`, at wall-clock multiples of it (by the registry's
-    /// clock), until the returned [`Publisher`] is stopped or dropped.
-    ///
-    /// The loop runs on the caller's tokio runtime when called from inside one, otherwise on
-    /// one background thread with its own current-thread runtime. Recording threads never wait
-    /// for it.
-    ///
-    /// # Errors
-    /// [`Error::NoUri`] when the registry has no URI (it records but cannot publish),
-    /// [`Error::InvalidUri`] for a URI that is not http(s), [`Error::AlreadyStarted`] when a
-    /// publisher of this registry is still running, [`Error::Thread`] when the background
-    /// thread cannot be started.
-    pub fn start(&self) -> Result<Publisher, Error> {
-        self.start_at(LoopPlace::Auto)
-    }
-
-    pub(crate) fn start_at(&self, place: LoopPlace) -> Result<Publisher, Error> {
-        self.core().sender()?;
-        let state = &self.inner.publish_state;
-        if !state.claim() {
-            return Err(Error::AlreadyStarted);
+impl Publisher {
+    /// Claims `outlet` for a loop in this process and starts the loop (see
+    /// [`Registry::start`](crate::Registry::start)).
+    pub(crate) fn start(
+        registry: crate::Registry,
+        outlet: &super::Outlet,
+        place: LoopPlace,
+    ) -> Result<Publisher, PublishError> {
+        if !outlet.claim() {
+            return Err(PublishError::AlreadyStarted);
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel();
-        let task = run_loop(self.clone(), stop_rx, done_tx);
+        let task = run_loop(registry.clone(), stop_rx, done_tx);
         let mut thread = None;
         match (place, tokio::runtime::Handle::try_current()) {
             (LoopPlace::Auto, Ok(handle)) => {
                 handle.spawn(task);
             }
             _ => {
-                let spawned = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .and_then(|rt| {
-                        std::thread::Builder::new()
-                            .name("spectator-publish".into())
-                            .spawn(move || rt.block_on(task))
-                    });
+                let spawned = current_thread_runtime().and_then(|rt| {
+                    std::thread::Builder::new()
+                        .name("spectator-publish".into())
+                        .spawn(move || rt.block_on(task))
+                });
                 match spawned {
                     Ok(t) => thread = Some(t),
                     Err(e) => {
-                        state.release();
-                        return Err(Error::Thread(e));
+                        outlet.release();
+                        return Err(PublishError::Thread(e));
                     }
                 }
             }
         }
+        let config = registry.config();
         tracing::info!(
             target: "spectator::registry",
-            uri = ?self.config().uri,
-            frequency = ?self.config().frequency,
+            location = ?config.output_location.as_ref().or(config.uri.as_ref()),
+            frequency = ?config.frequency,
             own_thread = thread.is_some(),
             "publishing started"
         );
         Ok(Publisher {
-            registry: self.clone(),
+            registry,
             stop_tx,
             done_rx: Mutex::new(Some(done_rx)),
             thread: Mutex::new(thread),
@@ -171,6 +104,13 @@ impl crate::Registry {
             pid: std::process::id(),
         })
     }
+}
+
+/// A current-thread runtime with every driver, for a thread of the publisher's own.
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn run_loop(
@@ -215,7 +155,7 @@ impl Publisher {
         let _ = self.stop_tx.send(true);
         self.wait_for_loop_blocking();
         let report = final_publish_on_thread(self.registry.clone());
-        self.registry.inner.publish_state.release();
+        self.registry.release_loop();
         report
     }
 
@@ -244,24 +184,18 @@ impl Publisher {
             }
         }
         let report = self.registry.publish().await;
-        self.registry.inner.publish_state.release();
+        self.registry.release_loop();
         report
     }
 
     /// The loop's own thread, once (None when the loop runs on a runtime, or was taken).
     fn take_thread(&self) -> Option<std::thread::JoinHandle<()>> {
-        self.thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.thread).take()
     }
 
     /// The channel on which the loop says it ended, once.
     fn take_done_rx(&self) -> Option<mpsc::Receiver<()>> {
-        self.done_rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.done_rx).take()
     }
 
     /// Whether this is a copy made by `fork` in a child process, where the loop does not run.
@@ -304,10 +238,10 @@ impl Drop for Publisher {
             .name("spectator-flush".into())
             .spawn(move || {
                 final_publish_blocking(&registry);
-                registry.inner.publish_state.release();
+                registry.release_loop();
             });
         if spawned.is_err() {
-            self.registry.inner.publish_state.release();
+            self.registry.release_loop();
         }
     }
 }
@@ -324,22 +258,8 @@ fn final_publish_on_thread(registry: crate::Registry) -> PublishReport {
 }
 
 fn final_publish_blocking(registry: &crate::Registry) -> PublishReport {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(target: "spectator::registry", "final publish impossible: {e}");
-            return PublishReport::default();
-        }
-    };
-    let config = registry.config();
-    let Some(uri) = config.uri.as_deref() else {
-        return PublishReport::default();
-    };
-    match HttpSender::new(uri, config.timeout) {
-        Ok(sender) => rt.block_on(registry.publish_with(&sender)),
+    match current_thread_runtime() {
+        Ok(rt) => rt.block_on(registry.publish_on(Connection::Fresh)),
         Err(e) => {
             tracing::error!(target: "spectator::registry", "final publish impossible: {e}");
             PublishReport::default()

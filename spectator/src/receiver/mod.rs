@@ -771,7 +771,7 @@ pub fn check_measurement(m: &ReceivedMeasurement) -> Verdict {
 fn check(m: &ReceivedMeasurement) -> (Vec<String>, Vec<String>) {
     let mut fatal = Vec::new();
     let mut length = Vec::new();
-    let valid = |s: &str| s.chars().all(crate::id::is_valid_char);
+    let valid = |s: &str| s.chars().all(crate::rules::is_valid_char);
     match m.tags.get("name") {
         None => fatal.push("missing name".to_string()),
         Some(n) if !(2..=255).contains(&n.chars().count()) => {

@@ -66,7 +66,10 @@ pub(crate) enum BuildError {
 impl HttpSender {
     /// A client for `uri` whose connect and request timeouts are both `timeout`.
     pub(crate) fn new(uri: &str, timeout: Duration) -> Result<HttpSender, BuildError> {
-        let uri = parse_uri(uri)?;
+        let uri = parse_uri(uri).map_err(|reason| BuildError::Uri {
+            uri: uri.to_string(),
+            reason,
+        })?;
         let timeout = if timeout.is_zero() {
             Duration::from_secs(1)
         } else {
@@ -81,8 +84,8 @@ impl HttpSender {
         Ok(HttpSender { client, uri })
     }
 
-    /// One POST of an already gzipped body holding `count` measurements, retried as SPEC
-    /// section 4 says, giving up early rather than running past `deadline`.
+    /// One POST of an already gzipped body holding `count` measurements, retried as the
+    /// output's docs say, giving up early rather than running past `deadline`.
     pub(crate) async fn send(
         &self,
         body: &[u8],
@@ -188,11 +191,17 @@ impl HttpSender {
 }
 
 /// Checks that `uri` is an absolute `http` or `https` URL.
-pub(crate) fn parse_uri(uri: &str) -> Result<reqwest::Url, BuildError> {
-    crate::config::check_uri(uri).map_err(|reason| BuildError::Uri {
-        uri: uri.to_string(),
-        reason,
-    })
+/// Checks that `uri` is an absolute `http` or `https` URL with a host.
+pub(crate) fn parse_uri(uri: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(uri.trim()).map_err(|e| e.to_string())?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(format!("scheme {other:?} is not http or https")),
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(url),
+        _ => Err("no host".into()),
+    }
 }
 
 #[cfg(test)]

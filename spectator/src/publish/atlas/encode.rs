@@ -1,9 +1,9 @@
-//! The Atlas publish payload (SPEC section 4): one flat JSON array holding a sorted string
+//! The Atlas publish payload: one flat JSON array holding a sorted string
 //! table followed by the measurements as indexes into it.
 //!
 //! ```
 //! use spectator::{Id, Measurement};
-//! use spectator::publish::encode::encode_batch;
+//! use spectator::wire::encode_batch;
 //!
 //! let m = Measurement::new(Id::new("a", &[("x", "y"), ("statistic", "count")]), 1.0);
 //! let common = [("nf.app".to_string(), "foo".to_string())];
@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Rules applied here:
-//! - every name, key and value is [sanitised](crate::id::sanitize) to `-._A-Za-z0-9~^`, so no
+//! - every name, key and value is [sanitised](crate::rules::sanitize) to `-._A-Za-z0-9~^`, so no
 //!   string ever needs JSON escaping;
 //! - per measurement the tags are the common tags (in the order given; a key given twice, or
 //!   two keys that sanitise alike, keep the last value), then the id's tags
@@ -32,8 +32,8 @@ use std::io::Write;
 
 use rustc_hash::FxHashMap;
 
-use crate::id::sanitize;
 use crate::measurement::Measurement;
+use crate::rules::sanitize;
 
 /// Appends the JSON payload for `batch` to `out`.
 ///

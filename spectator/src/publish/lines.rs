@@ -1,0 +1,464 @@
+//! The spectatord output: each step's measurements as spectatord protocol lines, sent to its
+//! UDP port or unix datagram socket, or written to a file, a stream or memory.
+//!
+//! # Lines
+//!
+//! One measurement per line, `TYPE:NAME[,KEY=VALUE]*:VALUE` (spectatord's `parse_line`,
+//! <https://github.com/Netflix-Skunkworks/spectatord>), tags sorted by key, names, keys and
+//! values sanitised to `-._A-Za-z0-9~^` as on the Atlas wire, values in the shortest decimal
+//! that reads back to the same `f64`. The registry still aggregates in process (recording does
+//! not change), and each step's *deltas* are sent so that what spectatord forwards to Atlas is
+//! what the HTTP output would have sent:
+//! - an `Add` measurement (counts, totals, percentile buckets) is a `c:` line carrying its
+//!   `statistic` tag, which spectatord's counter keeps;
+//! - a `Max` measurement whose `statistic` is `max` (timer and summary maxima, max gauges) is
+//!   an `m:` line;
+//! - any other `Max` measurement (gauges) is a `g:` line; a gauge set to NaN sends one
+//!   `g:…:NaN` line, which makes spectatord stop reporting it.
+//!
+//! Common tags: those set explicitly (builder, `SPECTATOR_COMMON_TAGS`) and `nf.container` /
+//! `nf.process` go on every line; the other `nf.*` infrastructure tags are left to spectatord,
+//! which adds its own (as spectator-py 1.x does).
+//!
+//! # Delivery
+//!
+//! Datagrams hold as many whole lines as fit in 60 000 bytes, joined by `\n`. Sockets are
+//! non-blocking: a missing socket, a refused send or a full buffer drops the rest of the
+//! step's lines (counted in `spectator.measurements{id=dropped,error=output}`), and the next
+//! step opens the socket again. A line longer than a datagram is dropped alone. A forked
+//! child opens its own socket on its first publish.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::config::{Config, Location};
+use crate::id::Id;
+use crate::measurement::{Measurement, Op};
+use crate::rules::{is_infra_key, sanitize};
+use crate::sync::lock;
+
+use super::PublishReport;
+
+/// Most bytes in one datagram.
+pub(crate) const MAX_DATAGRAM: usize = 60_000;
+
+/// Steps a cached line prefix survives without being used.
+const PREFIX_STEPS: u64 = 64;
+
+/// Infrastructure tags that go on every line even though spectatord adds the others.
+const SENT_INFRA_TAGS: &[&str] = &["nf.container", "nf.process"];
+
+/// Where the lines go.
+#[derive(Debug)]
+enum Sink {
+    Udp(String),
+    #[cfg(unix)]
+    Unix(PathBuf),
+    File(PathBuf),
+    Stdout,
+    Stderr,
+    Memory(Mutex<Vec<String>>),
+}
+
+/// An open datagram socket.
+enum Socket {
+    Udp(std::net::UdpSocket),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixDatagram),
+}
+
+impl Socket {
+    fn send(&self, datagram: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Udp(s) => s.send(datagram),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.send(datagram),
+        }
+    }
+}
+
+/// The spectatord output of one registry.
+pub(crate) struct LineOutput {
+    sink: Sink,
+    /// The common tags that go on every line, sanitised, sorted by key.
+    common: Vec<(String, String)>,
+    /// The socket and the process that opened it.
+    socket: Mutex<Option<(u32, Socket)>>,
+    /// Each id's line up to the value (`c:name,k=v:`), made once, and the step it was last
+    /// used in.
+    prefixes: Mutex<PrefixCache>,
+}
+
+#[derive(Default)]
+struct PrefixCache {
+    step: u64,
+    pruned_at: u64,
+    lines: HashMap<Id, (Box<str>, u64), rustc_hash::FxBuildHasher>,
+}
+
+impl LineOutput {
+    /// The output for a non-Atlas `location` (Atlas and `none` are not lines).
+    pub(crate) fn new(location: Location, config: &Config) -> LineOutput {
+        let sink = match location {
+            Location::Udp(addr) => Sink::Udp(addr),
+            #[cfg(unix)]
+            Location::Unix(path) => Sink::Unix(path),
+            #[cfg(not(unix))]
+            Location::Unix(path) => {
+                tracing::error!(target: "spectator::registry", ?path,
+                    "unix sockets are not available on this platform; writing lines to stderr");
+                Sink::Stderr
+            }
+            Location::File(path) => Sink::File(path),
+            Location::Stdout => Sink::Stdout,
+            Location::Stderr => Sink::Stderr,
+            Location::Memory | Location::Atlas(_) | Location::None => {
+                Sink::Memory(Mutex::default())
+            }
+        };
+        let mut common: Vec<(String, String)> = Vec::new();
+        for (k, v) in &config.common_tags {
+            if is_infra_key(k) && !SENT_INFRA_TAGS.contains(&k.as_str()) {
+                continue;
+            }
+            let (k, v) = (sanitize(k).into_owned(), sanitize(v).into_owned());
+            if k == "name" {
+                continue;
+            }
+            match common.iter_mut().find(|(ck, _)| *ck == k) {
+                Some(slot) => slot.1 = v,
+                None => common.push((k, v)),
+            }
+        }
+        common.sort();
+        LineOutput {
+            sink,
+            common,
+            socket: Mutex::new(None),
+            prefixes: Mutex::default(),
+        }
+    }
+
+    /// Formats and sends one step.
+    pub(crate) fn send(&self, ms: Vec<Measurement>) -> PublishReport {
+        let mut report = PublishReport::default();
+        let mut lines: Vec<String> = Vec::with_capacity(ms.len());
+        {
+            let mut cache = lock(&self.prefixes);
+            cache.step += 1;
+            let step = cache.step;
+            for m in &ms {
+                let (prefix, used) = cache
+                    .lines
+                    .entry(m.id.clone())
+                    .or_insert_with(|| (self.prefix(m).into_boxed_str(), step));
+                *used = step;
+                let mut line = String::with_capacity(prefix.len() + 24);
+                line.push_str(prefix);
+                write_value(&mut line, m.value);
+                lines.push(line);
+            }
+            if step - cache.pruned_at >= PREFIX_STEPS {
+                cache.pruned_at = step;
+                cache
+                    .lines
+                    .retain(|_, (_, used)| step - *used < PREFIX_STEPS);
+            }
+        }
+        match &self.sink {
+            Sink::Memory(held) => {
+                report.sent = lines.len();
+                lock(held).extend(lines);
+            }
+            Sink::Udp(_) => self.send_datagrams(&lines, &mut report),
+            #[cfg(unix)]
+            Sink::Unix(_) => self.send_datagrams(&lines, &mut report),
+            Sink::File(path) => {
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(joined(&lines).as_bytes()));
+                self.count_write(written, &lines, &mut report);
+            }
+            Sink::Stdout => {
+                let written = io::stdout().lock().write_all(joined(&lines).as_bytes());
+                self.count_write(written, &lines, &mut report);
+            }
+            Sink::Stderr => {
+                let written = io::stderr().lock().write_all(joined(&lines).as_bytes());
+                self.count_write(written, &lines, &mut report);
+            }
+        }
+        report
+    }
+
+    fn count_write(&self, written: io::Result<()>, lines: &[String], report: &mut PublishReport) {
+        match written {
+            Ok(()) => {
+                report.sent += lines.len();
+                report.batches += usize::from(!lines.is_empty());
+            }
+            Err(e) => {
+                report.dropped_output += lines.len();
+                tracing::warn!(target: "spectator::registry", sink = ?self.sink, "cannot write lines: {e}");
+            }
+        }
+    }
+
+    /// Packs whole lines into datagrams of at most [`MAX_DATAGRAM`] bytes and sends them; on
+    /// the first failure the rest of the step is dropped and the socket reopened next step.
+    fn send_datagrams(&self, lines: &[String], report: &mut PublishReport) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut slot = lock(&self.socket);
+        let me = std::process::id();
+        if !matches!(&*slot, Some((pid, _)) if *pid == me) {
+            match self.open() {
+                Ok(s) => *slot = Some((me, s)),
+                Err(e) => {
+                    *slot = None;
+                    report.dropped_output += lines.len();
+                    tracing::debug!(target: "spectator::registry", sink = ?self.sink,
+                        "cannot open the spectatord socket: {e}");
+                    return;
+                }
+            }
+        }
+        let Some((_, socket)) = slot.as_ref() else {
+            return;
+        };
+        let mut datagram = String::with_capacity(MAX_DATAGRAM);
+        let mut in_datagram = 0usize;
+        let mut failed: Option<io::Error> = None;
+        let mut flush = |datagram: &mut String, n: &mut usize, report: &mut PublishReport| {
+            if *n == 0 {
+                return;
+            }
+            if failed.is_none() {
+                match socket.send(datagram.as_bytes()) {
+                    Ok(_) => {
+                        report.sent += *n;
+                        report.batches += 1;
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if failed.is_some() {
+                report.dropped_output += *n;
+            }
+            datagram.clear();
+            *n = 0;
+        };
+        for line in lines {
+            if line.len() > MAX_DATAGRAM {
+                report.dropped_output += 1;
+                tracing::debug!(target: "spectator::registry", bytes = line.len(),
+                    "line longer than a datagram; dropped");
+                continue;
+            }
+            let needed = line.len() + usize::from(in_datagram > 0);
+            if datagram.len() + needed > MAX_DATAGRAM {
+                flush(&mut datagram, &mut in_datagram, report);
+            }
+            if in_datagram > 0 {
+                datagram.push('\n');
+            }
+            datagram.push_str(line);
+            in_datagram += 1;
+        }
+        flush(&mut datagram, &mut in_datagram, report);
+        if let Some(e) = failed {
+            // Reopen next step: the socket may have been removed and created again.
+            *slot = None;
+            tracing::debug!(target: "spectator::registry", sink = ?self.sink,
+                dropped = report.dropped_output, "spectatord send failed: {e}");
+        }
+    }
+
+    fn open(&self) -> io::Result<Socket> {
+        match &self.sink {
+            Sink::Udp(addr) => {
+                use std::net::ToSocketAddrs;
+                let target = addr.to_socket_addrs()?.next().ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{addr} resolves to nothing"),
+                    )
+                })?;
+                let local = if target.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
+                let s = std::net::UdpSocket::bind(local)?;
+                s.connect(target)?;
+                s.set_nonblocking(true)?;
+                Ok(Socket::Udp(s))
+            }
+            #[cfg(unix)]
+            Sink::Unix(path) => {
+                let s = std::os::unix::net::UnixDatagram::unbound()?;
+                s.connect(path)?;
+                s.set_nonblocking(true)?;
+                Ok(Socket::Unix(s))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a socket output",
+            )),
+        }
+    }
+
+    /// `TYPE:NAME,K=V,…:` for `m`: its id's tags and the common ones, sorted by key, the
+    /// id's value winning for a key in both.
+    fn prefix(&self, m: &Measurement) -> String {
+        let statistic = m.id.tag("statistic");
+        let kind = match (m.op, statistic) {
+            (Op::Add, _) => 'c',
+            (Op::Max, Some("max")) => 'm',
+            (Op::Max, _) => 'g',
+        };
+        let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
+            m.id.tags()
+                .filter(|(k, _)| *k != "name")
+                .map(|(k, v)| (sanitize(k), sanitize(v)))
+                .collect();
+        for (k, v) in &self.common {
+            if !tags.iter().any(|(tk, _)| tk == k) {
+                tags.push((k.as_str().into(), v.as_str().into()));
+            }
+        }
+        tags.sort();
+        tags.dedup_by(|a, b| a.0 == b.0);
+        let mut line = String::with_capacity(64);
+        line.push(kind);
+        line.push(':');
+        line.push_str(&sanitize(m.id.name()));
+        for (k, v) in &tags {
+            let _ = write!(line, ",{k}={v}");
+        }
+        line.push(':');
+        line
+    }
+
+    /// The lines a memory output holds, drained.
+    pub(crate) fn take_written_lines(&self) -> Vec<String> {
+        match &self.sink {
+            Sink::Memory(held) => std::mem::take(&mut *lock(held)),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn joined(lines: &[String]) -> String {
+    let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        all.push_str(l);
+        all.push('\n');
+    }
+    all
+}
+
+/// Appends `v` in the shortest form that reads back to the same `f64`: plain decimals for
+/// ordinary magnitudes, exponent form for very large or small ones (`1e300`, `5e-324`), `NaN`.
+pub(crate) fn write_value(out: &mut String, v: f64) {
+    let a = v.abs();
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if a == 0.0 || (1e-5..1e16).contains(&a) || a.is_infinite() {
+        let _ = write!(out, "{v}");
+    } else {
+        let _ = write!(out, "{v:e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(v: f64) -> String {
+        let mut s = String::new();
+        write_value(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn values_are_shortest_round_trip() {
+        for (v, text) in [
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (0.0, "0"),
+            (1e300, "1e300"),
+            (5e-324, "5e-324"),
+            (123456.789, "123456.789"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(value(v), text);
+        }
+        for v in [
+            1.0 / 3.0,
+            2e-7,
+            9_007_199_254_740_993.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(value(v).parse::<f64>().unwrap(), v, "{v}");
+        }
+    }
+
+    fn output(common: &[(&str, &str)]) -> LineOutput {
+        let config = Config {
+            common_tags: common
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Config::default()
+        };
+        LineOutput::new(Location::Memory, &config)
+    }
+
+    #[test]
+    fn line_types_tags_and_sanitising() {
+        let out = output(&[("nf.app", "www"), ("nf.process", "p 1"), ("zone", "a")]);
+        let ms = vec![
+            Measurement::new(
+                Id::new("req count", &[("statistic", "count"), ("st@t", "ok")]),
+                2.0,
+            ),
+            Measurement::new(Id::new("q", &[("statistic", "gauge"), ("zone", "b")]), 3.5),
+            Measurement::new(Id::new("lat", &[("statistic", "max")]), 0.25),
+            Measurement::new(Id::new("g", &[("statistic", "gauge")]), f64::NAN),
+        ];
+        let r = out.send(ms);
+        assert_eq!((r.sent, r.dropped_output), (4, 0));
+        assert_eq!(
+            out.take_written_lines(),
+            [
+                "c:req_count,nf.process=p_1,st_t=ok,statistic=count,zone=a:2",
+                "g:q,nf.process=p_1,statistic=gauge,zone=b:3.5",
+                "m:lat,nf.process=p_1,statistic=max,zone=a:0.25",
+                "g:g,nf.process=p_1,statistic=gauge,zone=a:NaN",
+            ]
+        );
+        assert!(out.take_written_lines().is_empty());
+    }
+
+    #[test]
+    fn prefixes_are_cached_per_id() {
+        let out = output(&[]);
+        let id = Id::new("a.b", &[("statistic", "count")]);
+        out.send(vec![Measurement::new(id.clone(), 1.0)]);
+        out.send(vec![Measurement::new(id, 2.0)]);
+        assert_eq!(lock(&out.prefixes).lines.len(), 1);
+        assert_eq!(
+            out.take_written_lines(),
+            ["c:a.b,statistic=count:1", "c:a.b,statistic=count:2"]
+        );
+    }
+}
