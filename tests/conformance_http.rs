@@ -1,5 +1,5 @@
 //! Every conformance vector (tests/conformance/*.json) replayed over real HTTP against the
-//! loopback aggregator, compared as SPEC section 8 says: per publish, the measurements sent
+//! loopback aggregator, compared as the reference recordings require: per publish, the measurements sent
 //! (merged over batches, common tags included, `name` among the tags, self-metrics left out)
 //! equal the expected ones as a multiset, values to a relative 1e-9; every POST holds at most
 //! `batch_size` measurements, with the right headers, gzipped. (The same scenarios in memory
