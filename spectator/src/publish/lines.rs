@@ -461,4 +461,70 @@ mod tests {
             ["c:a.b,statistic=count:1", "c:a.b,statistic=count:2"]
         );
     }
+
+    /// `(type, name, sorted tags, value)` of a line, split as spectatord's `parse_line` does.
+    fn parse(line: &str) -> (String, String, Vec<(String, String)>, f64) {
+        let (kind, rest) = line.split_once(':').unwrap();
+        let (id, value) = rest.rsplit_once(':').unwrap();
+        let mut parts = id.split(',');
+        let name = parts.next().unwrap().to_owned();
+        let mut tags: Vec<(String, String)> = parts
+            .map(|t| {
+                let (k, v) = t.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        tags.sort();
+        (kind.to_owned(), name, tags, value.parse().unwrap())
+    }
+
+    /// The same ids and values as lines spectator-py 1.2.1's memory writer wrote
+    /// (tests/data/gen_spectator_py_lines.py): same type, name and tags after sanitising,
+    /// the same number. Where every tag key is already valid the lines are identical but for
+    /// the number's spelling (Python writes `1.0`, `1e+300`, `nan`; these lines `1`, `1e300`,
+    /// `NaN`: each the shortest that reads back to the same `f64`).
+    #[test]
+    fn lines_match_spectator_py_1_2_1() {
+        let data: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/data/spectator_py_1_2_1_lines.json"
+        ))
+        .unwrap();
+        let out = output(&[]);
+        let cases = data["cases"].as_array().unwrap();
+        for case in cases {
+            let tags: Vec<(&str, &str)> = case["tags"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                .collect();
+            let value: f64 = match case["value"].as_str().unwrap() {
+                "nan" => f64::NAN,
+                v => v.parse().unwrap(),
+            };
+            let id = Id::new(case["name"].as_str().unwrap(), &tags);
+            out.send(vec![Measurement::new(id, value)]);
+        }
+        let ours = out.take_written_lines();
+        assert_eq!(ours.len(), cases.len());
+        for (case, line) in cases.iter().zip(&ours) {
+            let theirs = case["line"].as_str().unwrap();
+            let (tk, tn, tt, tv) = parse(theirs);
+            let (ok, on, ot, ov) = parse(line);
+            assert_eq!((&ok, &on, &ot), (&tk, &tn, &tt), "{line} vs {theirs}");
+            assert!(
+                ov == tv || (ov.is_nan() && tv.is_nan()),
+                "{line} vs {theirs}"
+            );
+            let keys_valid = case["tags"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| crate::rules::is_valid(k));
+            if keys_valid {
+                let prefix = |l: &str| l.rsplit_once(':').unwrap().0.to_owned();
+                assert_eq!(prefix(line), prefix(theirs));
+            }
+        }
+    }
 }
