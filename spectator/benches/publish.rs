@@ -1,5 +1,7 @@
 //! Publisher costs: payload encoding (+ gzip) for 10k and 100k measurements, next to a
-//! baseline of plain serde_json of the same data (uncompressed), and one poll over 100k meters.
+//! baseline of plain serde_json of the same data (uncompressed); one poll over 100k meters;
+//! and the spectatord output's step (format the lines, send them over UDP) next to the Atlas
+//! encode + gzip of the same step.
 //!
 //! `cargo bench -p spectator --bench publish`
 
@@ -144,5 +146,83 @@ fn bench_poll(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_poll);
+/// 100k counters, each updated once, published to a UDP socket on 127.0.0.1 that never reads
+/// (the kernel drops what its buffer cannot hold; the sender never waits). The step's cost is
+/// `publish` minus the poll both outputs share; the baseline is the Atlas encode + gzip of the
+/// same measurements.
+fn bench_spectatord(c: &mut Criterion) {
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registry = spectator::Registry::builder()
+        .output_location(&format!("udp://{}", sink.local_addr().unwrap()))
+        .common_tags(&[("nf.app", "bench"), ("nf.process", "bench-1")])
+        .build();
+    let counters: Vec<spectator::Counter> = (0..100_000)
+        .map(|i| {
+            registry.counter(
+                "server.requestCount",
+                &[
+                    ("endpoint", &format!("/api/v{}/users", i % 50)),
+                    ("i", &i.to_string()),
+                ],
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bump = || counters.iter().for_each(spectator::Counter::increment);
+    bump();
+    let step = registry.measurements();
+    let common = common_tags();
+
+    // One quick figure of each, printed side by side (criterion's rows follow).
+    let time = |f: &mut dyn FnMut()| {
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            f();
+        }
+        started.elapsed() / 5
+    };
+    let publish = time(&mut || {
+        bump();
+        black_box(rt.block_on(registry.publish()));
+    });
+    let poll = time(&mut || {
+        bump();
+        black_box(registry.measurements());
+    });
+    let atlas = time(&mut || {
+        black_box(encode_all(&common, &step, true));
+    });
+    let lines = publish.saturating_sub(poll);
+    eprintln!(
+        "spectatord step of {} measurements: lines + UDP {lines:?} (publish {publish:?} - poll \
+         {poll:?}) vs Atlas encode + gzip {atlas:?}: {:.2}x",
+        step.len(),
+        lines.as_secs_f64() / atlas.as_secs_f64()
+    );
+
+    let mut group = c.benchmark_group("spectatord");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(step.len() as u64));
+    group.bench_function("publish_lines_udp_100k", |b| {
+        b.iter(|| {
+            bump();
+            black_box(rt.block_on(registry.publish()))
+        })
+    });
+    group.bench_function("poll_only_100k", |b| {
+        b.iter(|| {
+            bump();
+            black_box(registry.measurements())
+        })
+    });
+    group.bench_function("baseline_atlas_encode+gzip_100k", |b| {
+        b.iter(|| black_box(encode_all(&common, &step, true)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_encode, bench_poll, bench_spectatord);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 
 use super::distribution_summary::{accepts, SummaryCore};
 use super::percentile_buckets as buckets;
-use super::stats::{percentile_stat_ids, Buckets, AS_RECORDED};
+use super::stats::{percentile_stat_ids, BucketIds, Buckets, AS_RECORDED};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
@@ -28,16 +28,33 @@ pub struct PercentileDistributionSummary {
     pub(crate) core: Arc<PercentileSummaryCore>,
 }
 
-#[derive(Debug, Default)]
 pub(crate) struct PercentileSummaryCore {
     /// The summary's statistics, with bucket counts in each of its cells.
     pub(crate) summary: SummaryCore<Buckets>,
+    bucket_ids: BucketIds,
+}
+
+impl std::fmt::Debug for PercentileSummaryCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PercentileSummaryCore")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PercentileSummaryCore {
+    fn default() -> Self {
+        PercentileSummaryCore {
+            summary: SummaryCore::default(),
+            bucket_ids: BucketIds::new('D'),
+        }
+    }
 }
 
 impl Meter for PercentileSummaryCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.summary.stats;
-        if stats.measure_with_buckets(ids, AS_RECORDED, 'D', out) {
+        if stats.measure_with_buckets(ids, AS_RECORDED, &self.bucket_ids, out) {
             poll.now_ms
         } else {
             0

@@ -1,7 +1,7 @@
 //! Percentile timer: a timer plus a histogram over Spectator's percentile buckets.
 
 use super::percentile_buckets as buckets;
-use super::stats::{percentile_stat_ids, Buckets, NANOS_TO_SECONDS};
+use super::stats::{percentile_stat_ids, BucketIds, Buckets, NANOS_TO_SECONDS};
 use super::timer::{duration_ns, Stopwatch, TimeSink, TimerCore};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
@@ -39,6 +39,7 @@ pub struct PercentileTimer {
 pub(crate) struct PercentileTimerCore {
     /// The timer's statistics, with bucket counts in each of its cells.
     pub(crate) timer: TimerCore<Buckets>,
+    bucket_ids: BucketIds,
 }
 
 impl std::fmt::Debug for PercentileTimer {
@@ -57,6 +58,7 @@ impl PercentileTimerCore {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> PercentileTimerCore {
         PercentileTimerCore {
             timer: TimerCore::new(clock),
+            bucket_ids: BucketIds::new('T'),
         }
     }
 }
@@ -75,7 +77,7 @@ impl TimeSink for PercentileTimerCore {
 impl Meter for PercentileTimerCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.timer.stats;
-        if stats.measure_with_buckets(ids, NANOS_TO_SECONDS, 'T', out) {
+        if stats.measure_with_buckets(ids, NANOS_TO_SECONDS, &self.bucket_ids, out) {
             poll.now_ms
         } else {
             0

@@ -117,23 +117,48 @@ impl Stats<Buckets> {
 
     /// [`Stats::measure`] plus, for each bucket used since the last poll, its count under
     /// `statistic=percentile, percentile=<prefix><index as 4 hex digits>` (`ids[4]` is the
-    /// id with `statistic=percentile`).
+    /// id with `statistic=percentile`; `bucket_ids` keeps each bucket's id once made).
     pub(crate) fn measure_with_buckets(
         &self,
         ids: &[Id],
         scale: Scale,
-        prefix: char,
+        bucket_ids: &BucketIds,
         out: &mut Vec<Measurement>,
     ) -> bool {
         let mut counts = [0u64; LENGTH];
         let active = self.measure(ids, scale, |b| b.take_into(&mut counts), out);
         for (i, &c) in counts.iter().enumerate() {
             if c > 0 {
-                let tag = format!("{prefix}{i:04X}");
-                push(out, &ids[4].with_tag("percentile", &tag), c as f64);
+                push(out, bucket_ids.get(&ids[4], i), c as f64);
             }
         }
         active
+    }
+}
+
+/// The ids of a percentile meter's buckets, each made the first time its bucket is used (a
+/// meter typically uses a few dozen of the 276), then reused at every poll.
+pub(crate) struct BucketIds {
+    /// `T` for timers, `D` for distribution summaries.
+    prefix: char,
+    ids: OnceLock<Box<[OnceLock<Id>]>>,
+}
+
+impl BucketIds {
+    pub(crate) const fn new(prefix: char) -> BucketIds {
+        BucketIds {
+            prefix,
+            ids: OnceLock::new(),
+        }
+    }
+
+    /// The id of bucket `i`: `base` (which has `statistic=percentile`) plus
+    /// `percentile=<prefix><i as 4 hex digits>`.
+    fn get(&self, base: &Id, i: usize) -> &Id {
+        let ids = self
+            .ids
+            .get_or_init(|| (0..LENGTH).map(|_| OnceLock::new()).collect());
+        ids[i].get_or_init(|| base.with_tag("percentile", &format!("{}{i:04X}", self.prefix)))
     }
 }
 

@@ -15,7 +15,7 @@ const BACKOFF: Duration = Duration::from_millis(100);
 
 /// What became of one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Delivery {
     /// 200 (or any other 2xx but 202): everything accepted.
     Accepted,
     /// 202: `errors` measurements were rejected, the rest accepted.
@@ -92,7 +92,7 @@ impl HttpSender {
         count: usize,
         deadline: Instant,
         failed_attempts: &mut usize,
-    ) -> Outcome {
+    ) -> Delivery {
         let mut backoff = BACKOFF;
         let mut attempt = 1;
         loop {
@@ -109,7 +109,7 @@ impl HttpSender {
                     measurements = count,
                     "publish failed ({kind:?}); keeping the batch for the next publish"
                 );
-                return Outcome::Failed { kind };
+                return Delivery::Failed { kind };
             }
             tracing::debug!(
                 target: "spectator::http",
@@ -122,7 +122,7 @@ impl HttpSender {
         }
     }
 
-    async fn post_once(&self, body: &[u8], count: usize) -> Result<Outcome, FailureKind> {
+    async fn post_once(&self, body: &[u8], count: usize) -> Result<Delivery, FailureKind> {
         let response = self
             .client
             .post(self.uri.clone())
@@ -160,7 +160,7 @@ impl HttpSender {
                             "aggregator rejected part of a batch"
                         );
                     }
-                    Ok(Outcome::Partial { errors })
+                    Ok(Delivery::Partial { errors })
                 } else {
                     tracing::error!(
                         target: "spectator::http",
@@ -168,10 +168,10 @@ impl HttpSender {
                         messages = ?parsed.map(|b| b.message).unwrap_or_else(|| vec![text]),
                         "aggregator rejected a whole batch (400)"
                     );
-                    Ok(Outcome::Rejected)
+                    Ok(Delivery::Rejected)
                 }
             }
-            200..=299 => Ok(Outcome::Accepted),
+            200..=299 => Ok(Delivery::Accepted),
             429 | 500..=599 => {
                 tracing::debug!(target: "spectator::http", status, "aggregator busy or failing");
                 Err(FailureKind::Status(status))
@@ -184,7 +184,7 @@ impl HttpSender {
                     measurements = count,
                     "aggregator refused the batch; dropping it"
                 );
-                Ok(Outcome::HttpError { status })
+                Ok(Delivery::HttpError { status })
             }
         }
     }
@@ -241,7 +241,7 @@ mod tests {
             .await;
         assert_eq!(
             out,
-            Outcome::Failed {
+            Delivery::Failed {
                 kind: FailureKind::Transport
             }
         );

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use self::encode::{encode_batch, gzip};
-use self::http::{FailureKind, HttpSender, Outcome};
+use self::http::{Delivery, FailureKind, HttpSender};
 use super::{Connection, PublishError, PublishReport, StoredError};
 use crate::config::Config;
 use crate::measurement::Measurement;
@@ -134,14 +134,14 @@ impl AtlasOutput {
             let body = gzip(&json);
             let n = chunk.len();
             match sender.send(&body, n, deadline, &mut report.errors).await {
-                Outcome::Accepted => report.sent += n,
-                Outcome::Partial { errors } => {
+                Delivery::Accepted => report.sent += n,
+                Delivery::Partial { errors } => {
                     report.dropped_validation += errors;
                     report.sent += n - errors;
                 }
-                Outcome::Rejected => report.dropped_validation += n,
-                Outcome::HttpError { .. } => report.dropped_http += n,
-                Outcome::Failed { kind } => {
+                Delivery::Rejected => report.dropped_validation += n,
+                Delivery::HttpError { .. } => report.dropped_http += n,
+                Delivery::Failed { kind } => {
                     failure = Some(kind);
                     kept.extend_from_slice(chunk);
                 }
