@@ -1,8 +1,10 @@
 //! # spectator
 //!
 //! The Rust member of the Netflix Spectator family: meters that record with a few atomic
-//! operations, and a publisher that reports them to the Atlas aggregator in the wire format of
-//! the Java (`spectator-reg-stateless`) and Python clients.
+//! operations, and a publisher that reports them each step either to the Atlas aggregator, in
+//! the wire format of the Java (`spectator-reg-stateless`) and Python clients, or to the
+//! [spectatord](https://github.com/Netflix-Skunkworks/spectatord) sidecar that today's
+//! Spectator clients write to.
 //!
 //! # Quick start
 //!
@@ -74,8 +76,8 @@
 //! ```
 //!
 //! Every reported value is a delta since the previous publish; the aggregator turns `Add`
-//! values into rates per second. See [`meter`] for the exact rules (ignored inputs, TTLs, the
-//! percentile buckets) and [`Id`] for names and tags.
+//! values into rates per second. Each meter type's docs give its exact rules (ignored inputs,
+//! TTLs, the percentile buckets); [`Id`] explains names and tags.
 //!
 //! # Macros
 //!
@@ -103,7 +105,7 @@
 //! | `SPECTATOR_TIMEOUT` | seconds for one POST | 1 |
 //! | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2` added to every measurement | none |
 //! | `SPECTATOR_DISABLE_AUTO_START_GLOBAL` | do not start publishing; call `global().start()` | unset |
-//! | `NETFLIX_APP`, `NETFLIX_CLUSTER`, `EC2_REGION`, ... | the `nf.*` common tags ([`config::NETFLIX_ENV_TAGS`]) | none |
+//! | `NETFLIX_APP`, `NETFLIX_CLUSTER`, `EC2_REGION`, ... | the `nf.*` common tags ([`Config::NETFLIX_ENV_TAGS`]) | none |
 //!
 //! A value that cannot be used is logged (tracing target `spectator::init`) and the registry
 //! falls back to recording without publishing. A registry of your own takes the same settings
@@ -126,7 +128,16 @@
 //! [`Registry::start`] publishes every `frequency` at wall-clock step boundaries, on the
 //! caller's tokio runtime or on a thread of its own, and returns a [`Publisher`] whose
 //! [`stop`](Publisher::stop) publishes one last time. [`Registry::publish`] sends one step now.
-//! Failed POSTs are retried within the step; see [`publish`] for delivery and self-metrics.
+//!
+//! Delivery to Atlas: each POST holds at most `batch_size` measurements; 429, 5xx, connection
+//! errors and timeouts are retried with backoff (100 ms, then 400 ms; 3 attempts in all) within
+//! the step; a batch that still fails is kept (at most 10 × `batch_size` measurements) and sent
+//! first at the next publish; 202 answers count their `errorCount` as dropped, 400 and other
+//! refusing statuses drop the batch. Delivery to spectatord: datagrams of whole lines, at most
+//! 60 000 bytes; a missing socket, refused send or full buffer drops the step's lines and the
+//! next step tries again. Either way the registry counts what happened in its own meters,
+//! published with the next step: `spectator.measurements{id=sent}` and
+//! `spectator.measurements{id=dropped,error=validation|http-error|other|output}`.
 //!
 //! ```
 //! # #[cfg(feature = "receiver")] {
@@ -185,8 +196,20 @@
 //! To test the whole path, publish to a `spectator::receiver::Aggregator` on 127.0.0.1
 //! (feature `receiver`) and check what it accepted, as the publishing example above does.
 //!
+//! # Outputs
+//!
+//! Each step the registry is polled once and the measurements go to one output, set with
+//! [`RegistryBuilder::output_location`] or `SPECTATOR_OUTPUT_LOCATION` (see
+//! [`Config::output_location`] for every form): the Atlas aggregator over HTTP (`http://…`,
+//! what `SPECTATOR_URI` sets), spectatord over UDP (`udp`, `udp://host:port`) or a unix
+//! datagram socket (`unix`, `unix:///path`), a file or stream of spectatord lines, `memory`
+//! ([`Registry::take_written_lines`]) or `none`. Recording is the same for all of them.
+//!
 //! # Cargo features
 //!
+//! * `atlas` (default): the Atlas HTTP output (reqwest with rustls, flate2) and
+//!   [`wire`], its payload encoding. Without it the crate has no HTTP or TLS stack and writes
+//!   to spectatord only.
 //! * `receiver`: `spectator::receiver`, a local Atlas-compatible receiver (the decoding and
 //!   validation of the Atlas aggregator) with `LiveTable`, a terminal view of what arrives.
 //!   `cargo run --example receiver` in the repository runs one.
