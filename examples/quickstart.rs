@@ -11,7 +11,9 @@
 //! (`spectator::receiver`: the same decoding and validation the test suite uses) and points the
 //! global registry at it. Each step it redraws a table of the series that arrived: `Add`
 //! values (counts, totals) as a rate per second, `Max` values (gauges, maxima) as they are,
-//! with a sparkline of the last steps. With `SPECTATOR_URI` set, it publishes there instead.
+//! with a sparkline of the last steps. With `SPECTATOR_URI` or `SPECTATOR_OUTPUT_LOCATION` set,
+//! it publishes there instead (`SPECTATOR_OUTPUT_LOCATION=udp` writes to a local spectatord, or
+//! to `cargo run --example receiver -- --spectatord`).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,9 +145,10 @@ pub fn run(duration: Duration) -> Summary {
     // 1. Where to publish. Without SPECTATOR_URI, bind a local receiver's port and point the
     //    global registry at it, as if the variable had been exported. The environment is set
     //    before any thread starts.
-    let listener = match std::env::var("SPECTATOR_URI") {
-        Ok(uri) if !uri.trim().is_empty() => {
-            println!("SPECTATOR_URI is set: publishing to {uri} (no local receiver).");
+    let set = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    let listener = match set("SPECTATOR_URI").or_else(|| set("SPECTATOR_OUTPUT_LOCATION")) {
+        Some(location) => {
+            println!("publishing to {location} (no local receiver).");
             None
         }
         _ => {
@@ -176,7 +179,12 @@ pub fn run(duration: Duration) -> Summary {
 
     // 4. Show what arrives each step until the time is up.
     let step = registry.config().frequency;
-    let uri = registry.config().uri.clone().unwrap_or_default();
+    let config = registry.config();
+    let uri = config
+        .output_location
+        .clone()
+        .or_else(|| config.uri.clone())
+        .unwrap_or_default();
     let mut table = LiveTable::new(step).with_title(&format!("quickstart → {uri}"));
     let deadline = Instant::now() + duration;
     loop {

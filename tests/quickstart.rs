@@ -71,7 +71,10 @@ fn quickstart_publishes_to_spectator_uri() {
         &[("SPECTATOR_URI", &agg.uri()), ("NETFLIX_APP", "quickstart")],
     );
     assert!(ok, "{out}");
-    assert!(out.contains("SPECTATOR_URI is set: publishing to"), "{out}");
+    assert!(
+        out.contains(&format!("publishing to {} (no local receiver)", agg.uri())),
+        "{out}"
+    );
     assert!(!out.contains("quickstart summary"), "{out}");
     let requests = agg.requests();
     assert!(!requests.is_empty());
@@ -93,4 +96,34 @@ fn child_spectator_uri() {
     }
     let summary = quickstart::run(Duration::from_secs(2));
     assert!(!summary.local);
+}
+
+#[test]
+fn quickstart_writes_spectatord_lines_to_spectator_output_location() {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let location = format!("udp://{}", sock.local_addr().unwrap());
+    let (ok, out) = run_child(
+        "child_spectator_uri",
+        &[("SPECTATOR_OUTPUT_LOCATION", &location)],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("publishing to {location}")), "{out}");
+    let mut names = BTreeSet::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        for line in std::str::from_utf8(&buf[..n]).unwrap().lines() {
+            // TYPE:NAME[,TAGS]:VALUE
+            let (kind, rest) = line.split_once(':').unwrap();
+            assert!(matches!(kind, "c" | "g" | "m"), "{line}");
+            let name = rest.split([',', ':']).next().unwrap();
+            names.insert(name.to_owned());
+        }
+        if EXPECTED.iter().all(|n| names.contains(*n)) {
+            break;
+        }
+    }
+    for name in EXPECTED {
+        assert!(names.contains(*name), "{name} missing from {names:?}");
+    }
 }
