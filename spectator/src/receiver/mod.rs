@@ -94,7 +94,7 @@
 
 mod decode;
 mod http;
-
+pub mod spectatord;
 mod table;
 mod validate;
 
