@@ -28,9 +28,9 @@ use super::validate::validate;
 use super::{Command, ReceivedRequest, Reply, Shared, PUBLISH_PATH, TARGET};
 use crate::log::warn_limited;
 
-/// Largest request head (request line and headers) accepted; larger ones get 431.
+/// Largest request head (request line and headers) accepted; a larger one closes the connection.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most headers in one request; more get 431.
+/// Most headers in one request; more close the connection.
 const MAX_HEADERS: usize = 100;
 /// Pause between the chunks of a [`Reply::Endless`] body.
 const ENDLESS_TICK: Duration = Duration::from_millis(20);

@@ -45,8 +45,9 @@
 //!   [request timeout](AggregatorBuilder::request_timeout) (default 30 s, also the longest an
 //!   idle keep-alive connection is kept), or the connection is closed;
 //! * a body larger than [`max_body_bytes`](AggregatorBuilder::max_body_bytes) (default 64 MiB),
-//!   on the wire or once inflated, is answered `413`; a head over 64 KiB or 100 headers is
-//!   answered `431`;
+//!   on the wire or once inflated, is answered `413`;
+//! * a request head over 64 KiB or with more than 100 headers, or one that is not HTTP/1.x,
+//!   closes the connection (hyper closes it without an answer);
 //! * at most [`max_connections`](AggregatorBuilder::max_connections) (default 512) are open at
 //!   once; a connection beyond it closes the oldest one that is not being answered (a stalled
 //!   or idle client), so a flood of stalled connections can neither exhaust file descriptors nor
