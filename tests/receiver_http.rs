@@ -457,6 +457,17 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn a_client_that_shuts_its_side_down_still_gets_its_answer() {
+    let agg = Aggregator::start().unwrap();
+    let mut s = connect(agg.addr());
+    s.write_all(&post(PAYLOAD, "", false)).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = answers(&read_all(&mut s));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, 200);
+}
+
+#[test]
 fn expect_100_continue() {
     let agg = Aggregator::start().unwrap();
     let mut s = connect(agg.addr());

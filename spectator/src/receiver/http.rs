@@ -335,7 +335,9 @@ fn spawn_connection(
             .header_read_timeout(limits.request_timeout)
             .max_header_size(MAX_HEAD_BYTES)
             .max_headers(MAX_HEADERS)
-            .pipeline_flush(true);
+            .pipeline_flush(true)
+            // A client may shut its side down once its request is sent, and still read.
+            .half_close(true);
         let connection = builder.serve_connection(io, service);
         // `down` and shedding win over anything the connection could still do.
         tokio::select! {
