@@ -57,8 +57,12 @@
 //! of this crate's own: hyper is already compiled in for the publisher's HTTP client, so it
 //! costs one more feature of a dependency, and it brings chunked bodies, `100-continue`,
 //! pipelining, header limits and the header-read timeout, each of which a hand-written parser
-//! would have to get right (and fuzz) on its own. The scripted faults below act on the
-//! connection underneath hyper (a reset is a zero-linger close of the socket).
+//! would have to get right (and fuzz) on its own. Measured against the hand-written server it
+//! replaced (release build, one keep-alive connection, 2 shared cores): publishes of 1000
+//! measurements, gzipped, 151/s against 126/s (p99 11 ms against 16 ms; decoding dominates);
+//! tiny requests 13 000/s against 30 000/s, far beyond what publishers send (one request per
+//! batch per step). The scripted faults below act on the connection underneath hyper (a reset
+//! is a zero-linger close of the socket).
 //!
 //! Logging goes through [`tracing`] under the target `spectator::receiver`.
 //!
