@@ -1,6 +1,8 @@
 //! A local Atlas-compatible receiver, behind the cargo feature `receiver`: real HTTP/1.1 on a
 //! local port, decoding gzip and the publish payload as the Atlas aggregator does, validating it
-//! (SPEC section 5), and answering as Atlas would (or as scripted, for failure tests).
+//! with Atlas's rules, and answering as Atlas would (or as scripted, for failure tests). Beside
+//! it, [`spectatord::SpectatordListener`] stands in for the spectatord sidecar: it takes
+//! protocol lines over UDP or a unix datagram socket and aggregates them per step.
 //!
 //! It is what the examples publish to when `SPECTATOR_URI` is not set, what
 //! `cargo run --example receiver` runs on its own, and the loopback server of this project's
@@ -29,6 +31,41 @@
 //! To see what arrives, feed each step's requests to a [`LiveTable`]: it shows one row per
 //! series with its rate per second and a sparkline of the last steps.
 //!
+//! # HTTP
+//!
+//! Only `POST /api/v4/update` is a publish. Any other method is answered `405` (with
+//! `Allow: POST`), any other path `404`, each with a JSON body saying so; both are recorded in
+//! [`Aggregator::requests`] with the answered status. Bodies may be sent with `Content-Length`
+//! or chunked, plain or gzip (`Content-Encoding: gzip`); `Expect: 100-continue` is honoured,
+//! and pipelined requests are answered in order.
+//!
+//! The server stands up to misbehaving clients (all limits are set with
+//! [`Aggregator::builder`]):
+//! * the head and the body of a request must both arrive within the
+//!   [request timeout](AggregatorBuilder::request_timeout) (default 30 s, also the longest an
+//!   idle keep-alive connection is kept), or the connection is closed;
+//! * a body larger than [`max_body_bytes`](AggregatorBuilder::max_body_bytes) (default 64 MiB),
+//!   on the wire or once inflated, is answered `413`;
+//! * a request head over 64 KiB or with more than 100 headers, or one that is not HTTP/1.x,
+//!   closes the connection (hyper closes it without an answer);
+//! * at most [`max_connections`](AggregatorBuilder::max_connections) (default 512) are open at
+//!   once; a connection beyond it closes the oldest one that is not being answered (a stalled
+//!   or idle client), so a flood of stalled connections can neither exhaust file descriptors nor
+//!   keep well-behaved clients out.
+//!
+//! The server is [hyper](https://docs.rs/hyper)'s HTTP/1.1 implementation rather than a parser
+//! of this crate's own: hyper is already compiled in for the publisher's HTTP client, so it
+//! costs one more feature of a dependency, and it brings chunked bodies, `100-continue`,
+//! pipelining, header limits and the header-read timeout, each of which a hand-written parser
+//! would have to get right (and fuzz) on its own. Measured against the hand-written server it
+//! replaced (release build, one keep-alive connection, 2 shared cores): publishes of 1000
+//! measurements, gzipped, 151/s against 126/s (p99 11 ms against 16 ms; decoding dominates);
+//! tiny requests 13 000/s against 30 000/s, far beyond what publishers send (one request per
+//! batch per step). The scripted faults below act on the connection underneath hyper (a reset
+//! is a zero-linger close of the socket).
+//!
+//! Logging goes through [`tracing`] under the target `spectator::receiver`.
+//!
 //! # Faults
 //!
 //! Besides the scripted [`Reply`]s (statuses, partial answers, hangs, resets, responses that
@@ -42,13 +79,14 @@
 //! `-._A-Za-z0-9~^`, no `atlas.*` keys, at most 20 user tags (tags other than `name`, `nf.*`),
 //! op 0 or 10. The length rules (name 2..=255, keys 2..=60, values 1..=120) are *reported* in
 //! [`ReceivedRequest::violations`] but only enforced with [`Aggregator::set_strict_lengths`],
-//! because the conformance vectors use one-character names and keys (SPEC section 8).
+//! because this project's conformance vectors use one-character names and keys.
 //! Rejections are answered like Atlas: 202 `{"type":"partial","errorCount":n,"message":[..]}`
-//! when some measurements failed, 400 when all did.
+//! when some measurements failed, 400 when all did. The rules themselves are Atlas's publish
+//! validation (<https://netflix.github.io/atlas-docs/api/publish/>).
 //!
 //! # Scripted failures
 //!
-//! [`Aggregator::script`] makes the next requests fail in chosen ways ([`Reply`]: a status, a
+//! [`Aggregator::script`] makes the next publishes fail in chosen ways ([`Reply`]: a status, a
 //! partial answer, a hang, a reset connection), for tests of the publisher's retries.
 //!
 //! ```
@@ -59,19 +97,30 @@
 //! assert!(agg.requests().is_empty());
 //! ```
 
+mod decode;
+mod http;
+pub mod spectatord;
 mod table;
+mod validate;
 
+pub use decode::decode_payload;
 pub use table::LiveTable;
+pub use validate::{check_measurement, Verdict};
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// The tracing target of everything the receiver logs.
+const TARGET: &str = "spectator::receiver";
+
+/// The path of the publish endpoint.
+pub const PUBLISH_PATH: &str = "/api/v4/update";
 
 /// How the aggregator answers one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +196,24 @@ impl ReceivedRequest {
     }
 }
 
+/// The limits a receiver enforces on its clients; see [`AggregatorBuilder`].
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    request_timeout: Duration,
+    max_connections: usize,
+    max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            request_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     requests: Vec<ReceivedRequest>,
@@ -154,14 +221,29 @@ struct State {
     strict_lengths: bool,
 }
 
+/// Counters of what the server did to misbehaving clients.
+#[derive(Default)]
+struct Counters {
+    timed_out: AtomicU64,
+    shed: AtomicU64,
+}
+
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    counters: Counters,
+    limits: Limits,
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records one request and wakes the waiters.
+    fn record(&self, request: ReceivedRequest) {
+        self.lock().requests.push(request);
+        self.changed.notify_all();
     }
 }
 
@@ -171,6 +253,99 @@ enum Command {
     Listen(std::net::TcpListener),
     /// Close the listener and every connection, then acknowledge.
     Down(std::sync::mpsc::Sender<()>),
+}
+
+/// Configures an [`Aggregator`]'s limits before it starts.
+///
+/// ```
+/// use spectator::receiver::Aggregator;
+/// use std::time::Duration;
+///
+/// let agg = Aggregator::builder()
+///     .request_timeout(Duration::from_secs(5))
+///     .max_connections(64)
+///     .max_body_bytes(1 << 20)
+///     .start()
+///     .unwrap();
+/// assert!(agg.uri().starts_with("http://127.0.0.1:"));
+/// ```
+#[derive(Debug, Default)]
+pub struct AggregatorBuilder {
+    limits: Limits,
+    strict_lengths: bool,
+}
+
+impl AggregatorBuilder {
+    /// How long a client may take to send a request's head, and then its body (each), and how
+    /// long an idle keep-alive connection is kept; the connection is closed after it. Default
+    /// 30 s; at least 1 ms.
+    pub fn request_timeout(mut self, timeout: Duration) -> AggregatorBuilder {
+        self.limits.request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// At most this many connections open at once (default 512, at least 1). A connection
+    /// beyond it closes the oldest connection that is not being answered.
+    pub fn max_connections(mut self, n: usize) -> AggregatorBuilder {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// Largest request body accepted, both as sent and once gunzipped (default 64 MiB);
+    /// larger ones are answered `413`.
+    pub fn max_body_bytes(mut self, n: usize) -> AggregatorBuilder {
+        self.limits.max_body_bytes = n;
+        self
+    }
+
+    /// Enforce the length rules too (see [`Aggregator::set_strict_lengths`]).
+    pub fn strict_lengths(mut self, strict: bool) -> AggregatorBuilder {
+        self.strict_lengths = strict;
+        self
+    }
+
+    /// Starts on a free port of 127.0.0.1.
+    pub fn start(self) -> io::Result<Aggregator> {
+        self.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Starts on `addr` (port 0 picks a free one).
+    pub fn bind(self, addr: SocketAddr) -> io::Result<Aggregator> {
+        self.from_listener(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Starts accepting on `listener` (see [`Aggregator::from_listener`]).
+    pub fn from_listener(self, std_listener: std::net::TcpListener) -> io::Result<Aggregator> {
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                strict_lengths: self.strict_lengths,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+            counters: Counters::default(),
+            limits: self.limits,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = commands.send(Command::Listen(std_listener));
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("spectator-receiver".into())
+            .spawn(move || rt.block_on(http::serve(s, stop_rx, commands_rx)))?;
+        tracing::debug!(target: TARGET, %addr, limits = ?self.limits, "receiver listening");
+        Ok(Aggregator {
+            addr,
+            shared,
+            stop,
+            commands,
+            thread: Some(thread),
+        })
+    }
 }
 
 /// A running receiver; stops when dropped.
@@ -191,14 +366,19 @@ impl std::fmt::Debug for Aggregator {
 }
 
 impl Aggregator {
+    /// A builder for an aggregator with other limits than the defaults.
+    pub fn builder() -> AggregatorBuilder {
+        AggregatorBuilder::default()
+    }
+
     /// Starts an aggregator on a free port of 127.0.0.1.
     pub fn start() -> io::Result<Aggregator> {
-        Aggregator::bind("127.0.0.1:0".parse().expect("valid socket address"))
+        Aggregator::builder().start()
     }
 
     /// Starts an aggregator on `addr` (port 0 picks a free one).
     pub fn bind(addr: SocketAddr) -> io::Result<Aggregator> {
-        Aggregator::from_listener(std::net::TcpListener::bind(addr)?)
+        Aggregator::builder().bind(addr)
     }
 
     /// Starts an aggregator that accepts on `listener`.
@@ -215,29 +395,7 @@ impl Aggregator {
     /// assert_eq!(receiver.uri(), format!("http://127.0.0.1:{port}/api/v4/update"));
     /// ```
     pub fn from_listener(std_listener: std::net::TcpListener) -> io::Result<Aggregator> {
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        });
-        let (stop, stop_rx) = watch::channel(false);
-        let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = commands.send(Command::Listen(std_listener));
-        let s = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("spectator-receiver".into())
-            .spawn(move || rt.block_on(serve(s, stop_rx, commands_rx)))?;
-        Ok(Aggregator {
-            addr,
-            shared,
-            stop,
-            commands,
-            thread: Some(thread),
-        })
+        Aggregator::builder().from_listener(std_listener)
     }
 
     /// Starts an aggregator on a free port of 127.0.0.1 that is [down](Aggregator::down):
@@ -277,10 +435,11 @@ impl Aggregator {
 
     /// The publish endpoint: `http://127.0.0.1:PORT/api/v4/update`.
     pub fn uri(&self) -> String {
-        format!("http://{}/api/v4/update", self.addr)
+        format!("http://{}{PUBLISH_PATH}", self.addr)
     }
 
-    /// Answers the next `times` requests with `reply` (after anything scripted before).
+    /// Answers the next `times` publishes with `reply` (after anything scripted before).
+    /// Requests to other paths or with other methods do not use the script.
     pub fn script(&self, reply: Reply, times: usize) {
         let mut st = self.shared.lock();
         for _ in 0..times {
@@ -293,9 +452,23 @@ impl Aggregator {
         self.shared.lock().script.clear();
     }
 
-    /// Enforce the length rules of SPEC section 5 too (off by default; see the module docs).
+    /// Enforce Atlas's length rules too: names of 2 to 255 characters, keys of 2 to 60,
+    /// values of 1 to 120 (off by default; see the module docs).
     pub fn set_strict_lengths(&self, strict: bool) {
         self.shared.lock().strict_lengths = strict;
+    }
+
+    /// Connections closed because a request's head or body did not arrive within the
+    /// [request timeout](AggregatorBuilder::request_timeout) (idle keep-alive connections
+    /// closed by it included).
+    pub fn timed_out_connections(&self) -> u64 {
+        self.shared.counters.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed to make room under the
+    /// [connection cap](AggregatorBuilder::max_connections).
+    pub fn shed_connections(&self) -> u64 {
+        self.shared.counters.shed.load(Ordering::Relaxed)
     }
 
     /// Every request received so far.
@@ -389,513 +562,5 @@ impl Drop for Aggregator {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-async fn serve(
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
-) {
-    let mut listener: Option<TcpListener> = None;
-    // Bumped by `down`: every connection task watches it and closes its socket.
-    let (epoch, _) = watch::channel(0u64);
-    loop {
-        let accept = async {
-            match &listener {
-                Some(l) => l.accept().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            command = commands.recv() => match command {
-                None => return,
-                Some(Command::Listen(l)) => match TcpListener::from_std(l) {
-                    Ok(l) => listener = Some(l),
-                    Err(e) => eprintln!("spectator receiver: {e}"),
-                },
-                Some(Command::Down(ack)) => {
-                    listener = None;
-                    epoch.send_modify(|e| *e += 1);
-                    let _ = ack.send(());
-                }
-            },
-            accepted = accept => {
-                if let Ok((stream, _)) = accepted {
-                    let mut closed = epoch.subscribe();
-                    let shared = Arc::clone(&shared);
-                    tokio::spawn(async move {
-                        // `down` wins over anything the connection could still do.
-                        tokio::select! {
-                            biased;
-                            _ = closed.changed() => {}
-                            _ = connection(stream, shared) => {}
-                        }
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// A parsed request head plus body.
-struct RawRequest {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    loop {
-        let req = match read_request(&mut stream, &mut buf).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(msg) => {
-                let _ = respond(&mut stream, 400, &error_body(0, &[msg])).await;
-                return;
-            }
-        };
-        let close = req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let (reply, strict) = {
-            let mut st = shared.lock();
-            (
-                st.script.pop_front().unwrap_or(Reply::Validate),
-                st.strict_lengths,
-            )
-        };
-        let payload = decode_body(&req);
-        let mut record = ReceivedRequest {
-            method: req.method.clone(),
-            path: req.path.clone(),
-            headers: req.headers.clone(),
-            body_len: req.body.len(),
-            payload,
-            violations: Vec::new(),
-            status: None,
-            accepted: Vec::new(),
-        };
-        let mut answer: Option<(u16, String)> = None;
-        match &reply {
-            Reply::Validate => {
-                let (status, body) = validate_and_answer(&mut record, strict);
-                answer = Some((status, body));
-            }
-            Reply::Status(code) => {
-                answer = Some((*code, error_body(0, &[format!("scripted {code}")])));
-            }
-            Reply::Partial(n) => {
-                let all = record.payload.clone().unwrap_or_default();
-                let n = (*n).min(all.len());
-                record.accepted = all.into_iter().skip(n).collect();
-                answer = Some((
-                    202,
-                    format!(
-                        r#"{{"type":"partial","errorCount":{n},"message":["scripted partial"]}}"#
-                    ),
-                ));
-            }
-            Reply::Endless(code) => {
-                let _ = validate_and_answer(&mut record, strict);
-                if !(200..300).contains(code) {
-                    record.accepted.clear();
-                }
-            }
-            Reply::Hang(_) | Reply::Reset => {}
-        }
-        record.status = match reply {
-            Reply::Endless(code) => Some(code),
-            _ => answer.as_ref().map(|(s, _)| *s),
-        };
-        {
-            let mut st = shared.lock();
-            st.requests.push(record);
-        }
-        shared.changed.notify_all();
-        match reply {
-            Reply::Hang(d) => {
-                tokio::time::sleep(d).await;
-                return;
-            }
-            Reply::Reset => {
-                let _ = stream.set_zero_linger();
-                return;
-            }
-            Reply::Endless(code) => {
-                endless(&mut stream, code).await;
-                return;
-            }
-            _ => {}
-        }
-        if let Some((status, body)) = answer {
-            if respond(&mut stream, status, &body).await.is_err() {
-                return;
-            }
-        }
-        if close {
-            return;
-        }
-    }
-}
-
-/// Answers `status` with a chunked body that never ends, until the client closes.
-async fn endless(stream: &mut TcpStream, status: u16) {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-        reason(status)
-    );
-    if stream.write_all(head.as_bytes()).await.is_err() {
-        return;
-    }
-    loop {
-        // One-byte chunks of a JSON string that is never closed.
-        if stream.write_all(b"1\r\n \r\n").await.is_err() || stream.flush().await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads one request; `Ok(None)` on a clean end of the connection.
-async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Result<Option<RawRequest>, String> {
-    const MAX_HEAD: usize = 64 * 1024;
-    const MAX_BODY: usize = 64 * 1024 * 1024;
-    let head_end = loop {
-        if let Some(pos) = find(buf, b"\r\n\r\n") {
-            break pos;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err("request head too large".into());
-        }
-        let mut chunk = [0u8; 8192];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split_whitespace();
-    let method = first.next().unwrap_or_default().to_string();
-    let path = first.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    buf.drain(..head_end + 4);
-    let mut req = RawRequest {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if req
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        return Err("chunked bodies are not supported; send Content-Length".into());
-    }
-    let len: usize = match req.header("content-length") {
-        Some(v) => v.parse().map_err(|_| format!("bad content-length {v:?}"))?,
-        None => 0,
-    };
-    if len > MAX_BODY {
-        return Err("body too large".into());
-    }
-    while buf.len() < len {
-        let mut chunk = vec![0u8; (len - buf.len()).min(64 * 1024)];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    req.body = buf.drain(..len).collect();
-    Ok(Some(req))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
-    let msg = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        reason(status),
-        body.len()
-    );
-    stream.write_all(msg.as_bytes()).await?;
-    stream.flush().await
-}
-
-fn error_body(count: usize, messages: &[String]) -> String {
-    let kind = if count == 0 { "error" } else { "partial" };
-    serde_json::json!({"type": kind, "errorCount": count, "message": messages}).to_string()
-}
-
-fn decode_body(req: &RawRequest) -> Result<Vec<ReceivedMeasurement>, String> {
-    let gzipped = req
-        .header("content-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let json = if gzipped {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&req.body[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("bad gzip body: {e}"))?;
-        out
-    } else {
-        req.body.clone()
-    };
-    decode_payload(&json)
-}
-
-/// Decodes a publish payload (SPEC section 4) the way the Atlas aggregator reads it.
-///
-/// ```
-/// use spectator::receiver::decode_payload;
-/// let ms = decode_payload(
-///     br#"[8,"a","count","foo","name","nf.app","statistic","x","y",4,4,2,5,1,6,7,3,0,0,1]"#,
-/// ).unwrap();
-/// assert_eq!(ms.len(), 1);
-/// assert_eq!(ms[0].name(), "a");
-/// assert_eq!(ms[0].tags["nf.app"], "foo");
-/// assert_eq!((ms[0].op, ms[0].value), (0, 1.0));
-/// ```
-pub fn decode_payload(json: &[u8]) -> Result<Vec<ReceivedMeasurement>, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| format!("bad JSON: {e}"))?;
-    let arr = v.as_array().ok_or("payload is not a JSON array")?;
-    let mut it = arr.iter();
-    let uint = |x: Option<&serde_json::Value>, what: &str| -> Result<u64, String> {
-        x.and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("expected {what} (an unsigned integer)"))
-    };
-    let n = uint(it.next(), "the string table size")? as usize;
-    let mut table = Vec::with_capacity(n.min(arr.len()));
-    for _ in 0..n {
-        let s = it
-            .next()
-            .and_then(serde_json::Value::as_str)
-            .ok_or("string table shorter than announced")?;
-        table.push(s.to_string());
-    }
-    let lookup = |i: u64| -> Result<String, String> {
-        table
-            .get(i as usize)
-            .cloned()
-            .ok_or_else(|| format!("string index {i} out of range"))
-    };
-    let mut out = Vec::new();
-    while let Some(t) = it.next() {
-        let t = uint(Some(t), "a tag count")?;
-        let mut tags = BTreeMap::new();
-        for _ in 0..t {
-            let k = lookup(uint(it.next(), "a key index")?)?;
-            let v = lookup(uint(it.next(), "a value index")?)?;
-            if tags.insert(k.clone(), v).is_some() {
-                return Err(format!("tag {k:?} sent twice in one measurement"));
-            }
-        }
-        let op = uint(it.next(), "an op")?;
-        let value = it
-            .next()
-            .and_then(serde_json::Value::as_f64)
-            .ok_or("expected a value (a number)")?;
-        out.push(ReceivedMeasurement { tags, op, value });
-    }
-    Ok(out)
-}
-
-/// What the aggregator's rules (SPEC section 5) say about one measurement.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
-    /// Violations the aggregator always rejects for: missing name, characters outside
-    /// `-._A-Za-z0-9^~`, `atlas.*` keys, more than 20 user tags, an op other than 0 or 10.
-    pub rejected: Vec<String>,
-    /// Length-rule violations (name 2..=255, keys 2..=60, values 1..=120), rejected only by a
-    /// [strict](Aggregator::set_strict_lengths) aggregator.
-    pub lengths: Vec<String>,
-}
-
-impl Verdict {
-    /// Whether an aggregator accepts the measurement (`strict_lengths`: enforcing lengths too).
-    pub fn accepted(&self, strict_lengths: bool) -> bool {
-        self.rejected.is_empty() && (!strict_lengths || self.lengths.is_empty())
-    }
-}
-
-/// Checks one decoded measurement against the aggregator's rules, as a request is validated.
-///
-/// ```
-/// use spectator::testing::aggregator::{check_measurement, decode_payload};
-/// let ms = decode_payload(br#"[4,"name","ok.name","x","y",2,2,3,0,1,0,1]"#).unwrap();
-/// let verdict = check_measurement(&ms[0]);
-/// assert!(verdict.rejected.is_empty());
-/// assert_eq!(verdict.lengths.len(), 1); // key "x" is shorter than 2
-/// assert!(verdict.accepted(false) && !verdict.accepted(true));
-/// ```
-pub fn check_measurement(m: &ReceivedMeasurement) -> Verdict {
-    let (rejected, lengths) = check(m);
-    Verdict { rejected, lengths }
-}
-
-/// Problems with one measurement: (rejected, reported-only).
-fn check(m: &ReceivedMeasurement) -> (Vec<String>, Vec<String>) {
-    let mut fatal = Vec::new();
-    let mut length = Vec::new();
-    let valid = |s: &str| s.chars().all(crate::rules::is_valid_char);
-    match m.tags.get("name") {
-        None => fatal.push("missing name".to_string()),
-        Some(n) if !(2..=255).contains(&n.chars().count()) => {
-            length.push(format!("name {n:?} is not 2..=255 characters"))
-        }
-        Some(_) => {}
-    }
-    let mut user_tags = 0;
-    for (k, v) in &m.tags {
-        if !valid(k) || !valid(v) {
-            fatal.push(format!(
-                "tag {k:?}={v:?} has characters outside -._A-Za-z0-9^~"
-            ));
-        }
-        if k.starts_with("atlas.") {
-            fatal.push(format!("key {k:?} is reserved (atlas.*)"));
-        }
-        if k == "name" {
-            continue;
-        }
-        if !k.starts_with("nf.") && !k.starts_with("atlas.") {
-            user_tags += 1;
-        }
-        if !(2..=60).contains(&k.chars().count()) {
-            length.push(format!("key {k:?} is not 2..=60 characters"));
-        }
-        if !(1..=120).contains(&v.chars().count()) {
-            length.push(format!("value {v:?} of {k:?} is not 1..=120 characters"));
-        }
-    }
-    if user_tags > 20 {
-        fatal.push(format!("{user_tags} user tags, at most 20 allowed"));
-    }
-    if m.op != 0 && m.op != 10 {
-        fatal.push(format!("op {} is neither 0 nor 10", m.op));
-    }
-    (fatal, length)
-}
-
-fn validate_and_answer(record: &mut ReceivedRequest, strict: bool) -> (u16, String) {
-    let ms = match &record.payload {
-        Ok(ms) => ms.clone(),
-        Err(e) => return (400, error_body(0, std::slice::from_ref(e))),
-    };
-    let mut errors = Vec::new();
-    for (i, m) in ms.into_iter().enumerate() {
-        let (fatal, length) = check(&m);
-        for v in fatal.iter().chain(&length) {
-            record.violations.push(format!("measurement {i}: {v}"));
-        }
-        if fatal.is_empty() && (!strict || length.is_empty()) {
-            record.accepted.push(m);
-        } else {
-            errors.extend(fatal.into_iter().chain(length).map(|v| format!("{i}: {v}")));
-        }
-    }
-    let total = record.measurement_count();
-    let failed = total - record.accepted.len();
-    if failed == 0 {
-        (200, "{}".to_string())
-    } else if failed == total {
-        (400, error_body(failed, &errors))
-    } else {
-        (
-            202,
-            serde_json::json!({"type": "partial", "errorCount": failed, "message": errors})
-                .to_string(),
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(tags: &[(&str, &str)]) -> ReceivedMeasurement {
-        ReceivedMeasurement {
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            op: 0,
-            value: 1.0,
-        }
-    }
-
-    #[test]
-    fn rules() {
-        assert_eq!(
-            check(&m(&[("name", "ok.name"), ("key", "v")])),
-            (vec![], vec![])
-        );
-        let (f, l) = check(&m(&[("name", "a"), ("x", "y")]));
-        assert!(f.is_empty());
-        assert_eq!(l.len(), 2);
-        assert_eq!(check(&m(&[("key", "v")])).0.len(), 1);
-        assert_eq!(check(&m(&[("name", "nm"), ("atlas.x", "v")])).0.len(), 1);
-        assert_eq!(check(&m(&[("name", "n m")])).0.len(), 1);
-        let many: Vec<(String, String)> = (0..21).map(|i| (format!("k{i}"), "v".into())).collect();
-        let mut tags: Vec<(&str, &str)> =
-            many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        tags.push(("name", "nm"));
-        tags.push(("nf.app", "a"));
-        assert_eq!(check(&m(&tags)).0.len(), 1);
-    }
-
-    #[test]
-    fn decode_errors_are_messages() {
-        assert!(decode_payload(b"{}").is_err());
-        assert!(decode_payload(b"[2,\"a\"]").is_err());
-        assert!(decode_payload(b"[1,\"a\",1,0,5,0,1]").is_err());
-        assert!(decode_payload(b"[1,\"a\",1,0,0]").is_err());
-        assert_eq!(decode_payload(b"[1,\"name\"]").unwrap(), vec![]);
-    }
-
-    #[test]
-    fn values_decode_exactly() {
-        // Found by a property test: serde_json's default float parsing is off by one ulp
-        // here; the `float_roundtrip` feature (enabled by `testing`) parses it exactly.
-        let v = 943972.4019973897_f64;
-        let json = format!(
-            "[2,\"name\",\"nm\",1,0,1,0,{}]",
-            serde_json::to_string(&v).unwrap()
-        );
-        assert_eq!(decode_payload(json.as_bytes()).unwrap()[0].value, v);
     }
 }

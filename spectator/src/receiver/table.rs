@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::time::Duration;
 
-use super::ReceivedRequest;
+use super::{ReceivedMeasurement, ReceivedRequest};
 
 /// Sparkline glyphs, lowest to highest.
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -133,8 +133,6 @@ impl LiveTable {
             requests: requests.len(),
             ..StepInfo::default()
         };
-        // (op, combined value, distinct buckets) per series for this step.
-        let mut step: BTreeMap<Key, (u64, f64, BTreeSet<String>)> = BTreeMap::new();
         for r in requests {
             info.measurements += r.measurement_count();
             info.rejected += r.measurement_count().saturating_sub(r.accepted.len());
@@ -142,30 +140,63 @@ impl LiveTable {
                 info.violations.push(format!("undecodable request: {e}"));
             }
             info.violations.extend(r.violations.iter().cloned());
-            for m in &r.accepted {
-                let mut tags = m.tags.clone();
-                let name = tags.remove("name").unwrap_or_default();
-                let bucket = match tags.get("statistic").map(String::as_str) {
-                    Some("percentile") => tags.remove("percentile"),
-                    _ => None,
-                };
-                let key = Key {
-                    name,
-                    tags: tags.into_iter().collect(),
-                };
-                let entry = step.entry(key).or_insert((
-                    m.op,
-                    if m.op == 0 { 0.0 } else { f64::MIN },
-                    BTreeSet::new(),
-                ));
-                if m.op == 0 {
-                    entry.1 += m.value;
-                } else {
-                    entry.1 = entry.1.max(m.value);
-                }
-                if let Some(b) = bucket {
-                    entry.2.insert(b);
-                }
+        }
+        self.push(info, requests.iter().flat_map(|r| r.accepted.iter()));
+    }
+
+    /// Adds one step of measurements that did not come as requests, e.g. what a
+    /// [`SpectatordListener`](super::spectatord::SpectatordListener) aggregated in the step;
+    /// all of them are shown (none counts as rejected).
+    ///
+    /// ```
+    /// use spectator::receiver::spectatord::LineAggregator;
+    /// use spectator::receiver::LiveTable;
+    /// use std::time::Duration;
+    ///
+    /// let mut lines = LineAggregator::default();
+    /// lines.ingest_line("c:server.numRequests,status=200:10").unwrap();
+    /// let mut table = LiveTable::new(Duration::from_secs(5));
+    /// table.push_measurements(&lines.take_step());
+    /// assert!(table.render().contains("2.00/s"));
+    /// ```
+    pub fn push_measurements(&mut self, measurements: &[ReceivedMeasurement]) {
+        let info = StepInfo {
+            measurements: measurements.len(),
+            ..StepInfo::default()
+        };
+        self.push(info, measurements.iter());
+    }
+
+    fn push<'a>(
+        &mut self,
+        info: StepInfo,
+        accepted: impl Iterator<Item = &'a ReceivedMeasurement>,
+    ) {
+        // (op, combined value, distinct buckets) per series for this step.
+        let mut step: BTreeMap<Key, (u64, f64, BTreeSet<String>)> = BTreeMap::new();
+        for m in accepted {
+            let mut tags = m.tags.clone();
+            let name = tags.remove("name").unwrap_or_default();
+            let bucket = match tags.get("statistic").map(String::as_str) {
+                Some("percentile") => tags.remove("percentile"),
+                _ => None,
+            };
+            let key = Key {
+                name,
+                tags: tags.into_iter().collect(),
+            };
+            let entry = step.entry(key).or_insert((
+                m.op,
+                if m.op == 0 { 0.0 } else { f64::MIN },
+                BTreeSet::new(),
+            ));
+            if m.op == 0 {
+                entry.1 += m.value;
+            } else {
+                entry.1 = entry.1.max(m.value);
+            }
+            if let Some(b) = bucket {
+                entry.2.insert(b);
             }
         }
         let secs = self.step.as_secs_f64();

@@ -4,7 +4,7 @@
 /// [`crate::receiver`] for the one implementation.
 pub mod aggregator {
     pub use crate::receiver::{
-        check_measurement, decode_payload, Aggregator, ReceivedMeasurement, ReceivedRequest, Reply,
-        Verdict,
+        check_measurement, decode_payload, Aggregator, AggregatorBuilder, ReceivedMeasurement,
+        ReceivedRequest, Reply, Verdict,
     };
 }
