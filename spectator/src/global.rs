@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::publish::{PublishReport, Publisher};
 use crate::Registry;
 
-static GLOBAL: OnceLock<Registry> = OnceLock::new();
+pub(crate) static GLOBAL: OnceLock<Registry> = OnceLock::new();
 static AUTO_PUBLISHER: Mutex<Option<Publisher>> = Mutex::new(None);
 
 /// The variable that turns auto-start off.

@@ -1,25 +1,36 @@
-//! `#[timed]` and `#[counted]` on functions.
+//! `#[timed]` and `#[counted]` on functions: a [`Plan`] (meter kind, name, tags, shape) is
+//! made from the arguments and the signature, then emitted by the template of its shape.
 //!
-//! Three shapes of expansion, chosen from the signature:
+//! The shapes, chosen from the signature:
 //!
-//! * plain: a sync fn whose return type is not a `Result`. A guard is created first and the
-//!   user's block follows untouched; the guard records when it is dropped, on return, early
-//!   return and unwind alike.
-//! * tagged sync: a sync fn returning `...::Result<..>`. The block moves untouched into a closure
-//!   (so `return` and `?` stay inside it); the value it returns picks `result=success|failure`,
-//!   a panic leaves the guard unfinished and it records `failure`.
-//! * tagged async: an `async fn`, or a fn whose body ends in an `async` block or in
-//!   `Box::pin(async ..)` (the `#[async_trait]` shape). The block moves untouched into an async
-//!   block; the guard lives in the outer future, so dropping it early records `cancelled`.
+//! * plain: a sync fn whose return type is not a `Result`. The guard is created first and the
+//!   user's statements follow in the same body; the guard records when it is dropped, on
+//!   return, early return and unwind alike.
+//! * tagged sync: a sync fn returning `...::Result<..>`. The statements move into a closure
+//!   (so `return` and `?` stay inside it) whose return type is written out, so that `?`
+//!   converts errors as it would in the fn; the value it returns picks
+//!   `result=success|failure`, and a panic leaves the guard unfinished, recording `failure`.
+//! * tagged async: an `async fn`. The statements move into an async block whose output type
+//!   is fixed to the fn's the same way (by a never-taken `return`, as an async block cannot
+//!   name its output type); the guard lives in the outer future, so dropping it early records
+//!   `cancelled`.
+//! * async tail: a sync fn whose body ends in an `async` block or in `Box::pin(async ..)`
+//!   (the `#[async_trait]` shape). That block is wrapped in one holding the guard.
+//!
+//! In every shape the body keeps its inner attributes first and its braces' spans, and no
+//! statement of the user's is rewritten.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{quote, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Block, Expr, ExprAsync, ItemFn, ReturnType, Stmt, Type};
+use syn::{Expr, ExprAsync, ReturnType, Stmt, Type};
 
-use super::{krate, site_init};
-use crate::args::parse_attr;
-use crate::validate::{self, Rules};
+use super::{private, site_init, Holder, Idents};
+use crate::args::{parse_attr, MeterArgs};
+use crate::errors::Errors;
+use crate::func::{Body, Func};
+use crate::validate::{self, Meter, NameRule, Rules};
 
 /// Which attribute is being expanded.
 #[derive(Clone, Copy)]
@@ -37,240 +48,275 @@ impl Kind {
             Kind::Counted => "#[counted]",
         }
     }
+
+    /// The metric name of the argument-less form.
+    fn default_name(self) -> &'static str {
+        match self {
+            Kind::Timed => "method.timed",
+            Kind::Counted => "method.counted",
+        }
+    }
 }
 
-/// Expands the attribute; on error, emits the error and the untouched item (so the item's other
-/// uses still resolve and no follow-up errors drown the real one).
+/// Expands the attribute; on error, emits the errors and the untouched item (so the item's
+/// other uses still resolve and no follow-up errors drown the real ones).
 pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     match try_expand(kind, attr, item.clone()) {
         Ok(tokens) => tokens,
         Err(err) => {
-            let mut out = err.to_compile_error();
+            let mut out = err.into_compile_error();
             out.extend(item);
             out
         }
     }
 }
 
-/// Parses the item as a function with a body, or explains why it is not one.
-fn parse_fn(kind: Kind, item: TokenStream) -> syn::Result<ItemFn> {
-    let m = kind.attr();
-    if let Ok(f) = syn::parse2::<ItemFn>(item.clone()) {
-        return Ok(f);
-    }
-    if let Ok(f) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
-        if f.default.is_none() {
-            return Err(syn::Error::new(
-                f.sig.span(),
-                format!(
-                    "{m} needs a function body to measure; put it on the implementations \
-                     of this trait method, or give the method a default body"
-                ),
-            ));
-        }
-    }
-    let span = syn::parse2::<syn::Item>(item.clone())
-        .map(|i| item_span(&i))
-        .unwrap_or_else(|_| Span::call_site());
-    Err(syn::Error::new(
-        span,
-        format!("{m} applies to functions only (free fns, methods, async fns)"),
-    ))
-}
-
-/// The span of an item's keyword, for "not a function" errors.
-fn item_span(item: &syn::Item) -> Span {
-    match item {
-        syn::Item::Struct(i) => i.struct_token.span,
-        syn::Item::Enum(i) => i.enum_token.span,
-        syn::Item::Const(i) => i.const_token.span,
-        syn::Item::Static(i) => i.static_token.span,
-        syn::Item::Impl(i) => i.impl_token.span,
-        syn::Item::Trait(i) => i.trait_token.span,
-        syn::Item::Mod(i) => i.mod_token.span,
-        syn::Item::Type(i) => i.type_token.span,
-        syn::Item::Use(i) => i.use_token.span,
-        other => other.span(),
-    }
-}
-
-/// What the expansion has to measure.
-enum Shape<'a> {
-    /// Guard, then the block inline.
-    Plain,
-    /// The block in a closure; the outcome decides `result`.
-    TaggedSync,
-    /// An `async fn`: the block in an async block.
-    TaggedAsync,
-    /// A sync fn returning a future built by this async block (found at the tail).
-    AsyncTail(&'a ExprAsync),
-}
-
 fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = parse_attr(attr)?;
-    let func = parse_fn(kind, item)?;
-    let m = kind.attr();
-    let sig = &func.sig;
-    if let Some(c) = &sig.constness {
-        return Err(syn::Error::new(
-            c.span,
-            format!("{m} cannot measure a `const fn`: meters are updated at run time; remove `const` or the attribute"),
-        ));
-    }
-    if let Some(abi) = &sig.abi {
-        return Err(syn::Error::new(
-            abi.span(),
-            format!("{m} cannot wrap an `extern` fn: the guard and closure it adds are Rust-only; call a measured Rust fn from it instead"),
-        ));
+    let func = Func::parse(item, kind.attr())?;
+    let plan = Plan::new(kind, &args, &func)?;
+    Ok(plan.emit(&func))
+}
+
+/// How the body is wrapped.
+enum Shape<'a> {
+    /// Guard, then the statements.
+    Plain,
+    /// The statements in a closure; the outcome decides `result`.
+    TaggedSync,
+    /// An `async fn`: the statements in an async block.
+    TaggedAsync,
+    /// A sync fn returning the future built by its tail: `async {..}`, or `f(async {..})`
+    /// where `f` is `Box::pin` (then `call` is `f`).
+    AsyncTail {
+        /// The statements before the tail.
+        before: &'a [Stmt],
+        /// `Box::pin`, when the block is its argument.
+        call: Option<&'a Expr>,
+        /// The async block.
+        block: &'a ExprAsync,
+    },
+}
+
+impl<'a> Shape<'a> {
+    fn of(func: &'a Func) -> Shape<'a> {
+        if func.sig.asyncness.is_some() {
+            return Shape::TaggedAsync;
+        }
+        if let Body::Stmts(stmts) = &func.body {
+            if let Some(shape) = async_tail(stmts) {
+                return shape;
+            }
+        }
+        if returns_result(&func.sig.output) {
+            Shape::TaggedSync
+        } else {
+            Shape::Plain
+        }
     }
 
-    let shape = if sig.asyncness.is_some() {
-        Shape::TaggedAsync
-    } else if let Some(a) = async_tail(&func.block) {
-        Shape::AsyncTail(a)
-    } else if returns_result(&sig.output) {
-        Shape::TaggedSync
-    } else {
-        Shape::Plain
-    };
-    let tagged = !matches!(shape, Shape::Plain);
+    /// Whether the meter gets the `result` tag.
+    fn tagged(&self) -> bool {
+        !matches!(self, Shape::Plain)
+    }
+}
 
-    let named = args.name.is_some();
-    let mut taken: Vec<(&str, &str)> = Vec::new();
-    if !named {
-        taken.push((
-            "module",
-            "is set by the argument-less form (the module path); give a metric name to set it yourself",
-        ));
-        taken.push((
-            "method",
-            "is set by the argument-less form (the function name); give a metric name to set it yourself",
-        ));
-    }
-    if tagged {
-        taken.push((
-            "result",
-            "is set on async and Result-returning functions (success | failure | cancelled)",
-        ));
-    }
-    let flags: &[&str] = match kind {
-        Kind::Timed => &["percentiles"],
-        Kind::Counted => &[],
-    };
-    validate::check(
-        &args,
-        &Rules {
-            macro_name: m,
-            flags,
-            name_required: false,
+/// What an attribute expands to, before any code is written.
+struct Plan<'a> {
+    /// The runtime meter type of the call site: `Timer`, `PercentileTimer` or `Counter`.
+    kind: &'static str,
+    /// The checked name and the tags written.
+    meter: Meter,
+    /// Tags the attribute adds: `module` and `method` in the argument-less form.
+    extra: Vec<(&'static str, TokenStream)>,
+    /// How the body is wrapped.
+    shape: Shape<'a>,
+}
+
+const TAKEN_MODULE: (&str, &str) = (
+    "module",
+    "is set by the argument-less form (the module path); give a metric name to set it yourself",
+);
+const TAKEN_METHOD: (&str, &str) = (
+    "method",
+    "is set by the argument-less form (the function name); give a metric name to set it yourself",
+);
+const TAKEN_RESULT: (&str, &str) = (
+    "result",
+    "is set on async and Result-returning functions (success | failure | cancelled)",
+);
+
+impl<'a> Plan<'a> {
+    /// Checks the function and the arguments; every error is reported at once.
+    fn new(kind: Kind, args: &MeterArgs, func: &'a Func) -> syn::Result<Plan<'a>> {
+        let attr = kind.attr();
+        let mut errors = Errors::default();
+        if let Some(c) = &func.sig.constness {
+            errors.push(
+                c.span,
+                format!("{attr} cannot measure a `const fn`: meters are updated at run time; remove `const` or the attribute"),
+            );
+        }
+        if let Some(abi) = &func.sig.abi {
+            errors.push(
+                abi.span(),
+                format!("{attr} cannot wrap an `extern` fn: the guard and closure it adds are Rust-only; call a measured Rust fn from it instead"),
+            );
+        }
+
+        let shape = Shape::of(func);
+        let mut taken = Vec::new();
+        if args.name.is_none() {
+            taken.extend([TAKEN_MODULE, TAKEN_METHOD]);
+        }
+        if shape.tagged() {
+            taken.push(TAKEN_RESULT);
+        }
+        let rules = Rules {
+            macro_name: attr,
+            percentiles: matches!(kind, Kind::Timed),
+            name: NameRule::Default(kind.default_name()),
             taken: &taken,
-        },
-        Span::call_site(),
-    )?;
-
-    let meter = match kind {
-        Kind::Timed if args.has_flag("percentiles") => "PercentileTimer",
-        Kind::Timed => "Timer",
-        Kind::Counted => "Counter",
-    };
-    let fn_name = sig.ident.to_string();
-    let fn_name = fn_name.strip_prefix("r#").unwrap_or(&fn_name).to_string();
-    let (name, extra) = match &args.name {
-        Some(n) => (n.clone(), Vec::new()),
-        None => {
-            let default = match kind {
-                Kind::Timed => "method.timed",
-                Kind::Counted => "method.counted",
-            };
-            (
-                syn::LitStr::new(default, Span::call_site()),
-                vec![
-                    ("module", quote!(::core::module_path!())),
-                    ("method", quote!(#fn_name)),
-                ],
-            )
+        };
+        let checked = validate::check(args, &rules);
+        if let Err(e) = &checked {
+            errors.add(e.clone());
         }
-    };
-    let (site_ty, site_init) = site_init("Site", meter, &name, &args, &extra, sig.ident.span());
+        errors.finish(())?;
+        let meter = checked?;
 
-    let krate = krate();
-    let p = quote!(#krate::__private);
-    let site = quote::format_ident!("__SPECTATOR_SITE", span = Span::mixed_site());
-    let guard = quote::format_ident!("__spectator_guard", span = Span::mixed_site());
-    let ret = quote::format_ident!("__spectator_ret", span = Span::mixed_site());
-    let static_decl = quote! {
-        static #site: #site_ty = #site_init;
-    };
-    let finish = quote! {
-        #guard.finish({
-            #[allow(unused_imports)]
-            use #p::{ProbeAny as _, ProbeResult as _};
-            (&#p::Probe(&#ret)).__spectator_outcome()
-        });
-    };
+        let kind = match kind {
+            Kind::Timed if meter.percentiles => "PercentileTimer",
+            Kind::Timed => "Timer",
+            Kind::Counted => "Counter",
+        };
+        let extra = if meter.named {
+            Vec::new()
+        } else {
+            let method = func.sig.ident.unraw().to_string();
+            vec![
+                ("module", quote!(::core::module_path!())),
+                ("method", quote!(#method)),
+            ]
+        };
+        Ok(Plan {
+            kind,
+            meter,
+            extra,
+            shape,
+        })
+    }
 
-    let block = &func.block;
-    let body = match shape {
-        Shape::Plain => quote_spanned! {block.span()=>
-            {
-                #static_decl
-                let #guard = #p::Guard::plain(&#site);
-                #block
+    /// The function with its body measured.
+    fn emit(&self, func: &Func) -> TokenStream {
+        let p = private();
+        let Idents { site, guard, ret } = Idents::new();
+        let (ty, init) = site_init(
+            Holder::Site,
+            self.kind,
+            Span::call_site(),
+            &self.meter,
+            &self.extra,
+        );
+        let site_static = quote!(static #site: #ty = #init;);
+        // The autoref probe picks `ProbeResult` for a `Result` and `ProbeAny` otherwise.
+        let finish = quote! {
+            #guard.finish({
+                #[allow(unused_imports)]
+                use #p::{ProbeAny as _, ProbeResult as _};
+                (&#p::Probe(&#ret)).__spectator_outcome()
+            });
+        };
+        let inner_attrs = &func.inner_attrs;
+        let body = match &self.shape {
+            Shape::Plain => {
+                let (items, rest) = func.items_and_rest();
+                func.braced(quote! {
+                    #(#inner_attrs)*
+                    #items
+                    #site_static
+                    let #guard = #p::Guard::plain(&#site);
+                    #rest
+                })
             }
-        },
-        Shape::TaggedSync => {
-            let out = output_type(&sig.output);
-            quote_spanned! {block.span()=>
-                {
-                    #static_decl
+            Shape::TaggedSync => {
+                // The closure's return type is written out, so that `?`, `return` and the
+                // tail expression convert and coerce to it as they would in the function.
+                let out = output_type(&func.sig.output);
+                let user = func.braced(func.stmts());
+                func.braced(quote! {
+                    #(#inner_attrs)*
+                    #site_static
                     let mut #guard = #p::Guard::tagged(&#site);
-                    let #ret = #p::call::<#out, _>(move || #block);
+                    let #ret = #p::call(move || -> #out #user);
                     #finish
                     #ret
-                }
+                })
             }
-        }
-        Shape::TaggedAsync => {
-            let out = output_type(&sig.output);
-            quote_spanned! {block.span()=>
-                {
-                    #static_decl
+            Shape::TaggedAsync => {
+                // An async block cannot have its output type written out. The never-taken
+                // `return` of a value of the function's output type, first in the block, fixes
+                // it before the user's statements are checked, so that `?`, `return` and the
+                // tail convert and coerce to it as they would in the async fn (the "fake
+                // return edge" of tracing-attributes).
+                let out = output_type(&func.sig.output);
+                let (items, rest) = func.items_and_rest();
+                let user = func.braced(quote! {
+                    #items
+                    #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::empty_loop, clippy::let_unit_value, clippy::needless_return)]
+                    if false {
+                        let #ret: #out = loop {};
+                        return #ret;
+                    }
+                    #rest
+                });
+                func.braced(quote! {
+                    #(#inner_attrs)*
+                    #site_static
                     let mut #guard = #p::Guard::tagged(&#site);
-                    // The annotated `let` gives the body its expected type, so that type
-                    // errors point into the body and `?` knows what to convert into.
-                    #[allow(unreachable_code)]
-                    let #ret = #p::future::<#out, _>(async move {
-                        let #ret: #out = #block;
+                    let #ret = async move #user.await;
+                    #finish
+                    #ret
+                })
+            }
+            Shape::AsyncTail {
+                before,
+                call,
+                block,
+            } => {
+                let capture = &block.capture;
+                let wrapped = quote! {
+                    async #capture {
+                        #site_static
+                        let mut #guard = #p::Guard::tagged(&#site);
+                        let #ret = #block.await;
+                        #finish
                         #ret
-                    })
-                    .await;
-                    #finish
-                    #ret
-                }
+                    }
+                };
+                let tail = match call {
+                    Some(call) => quote!(#call(#wrapped)),
+                    None => wrapped,
+                };
+                func.braced(quote! {
+                    #(#inner_attrs)*
+                    #(#before)*
+                    #tail
+                })
             }
+        };
+        let Func {
+            outer_attrs,
+            vis,
+            sig,
+            ..
+        } = func;
+        quote! {
+            #(#outer_attrs)*
+            #vis #sig
+            #body
         }
-        Shape::AsyncTail(inner) => {
-            let capture = &inner.capture;
-            let wrapped = quote_spanned! {inner.span()=>
-                async #capture {
-                    #static_decl
-                    let mut #guard = #p::Guard::tagged(&#site);
-                    let #ret = #inner.await;
-                    #finish
-                    #ret
-                }
-            };
-            replace_async_tail(&func.block, wrapped)
-        }
-    };
-
-    let attrs = &func.attrs;
-    let vis = &func.vis;
-    Ok(quote! {
-        #(#attrs)*
-        #vis #sig
-        #body
-    })
+    }
 }
 
 /// Whether the declared return type's last path segment is `Result`.
@@ -336,17 +382,25 @@ fn infer_impl_traits(ty: &mut Type) {
     }
 }
 
-/// The async block a sync fn returns: its tail expression is `async {..}` or
+/// The async-tail shape, when the body's tail expression is `async {..}` or
 /// `Box::pin(async {..})` (what `#[async_trait]` generates).
-fn async_tail(block: &Block) -> Option<&ExprAsync> {
-    let Some(Stmt::Expr(tail, None)) = block.stmts.last() else {
+fn async_tail(stmts: &[Stmt]) -> Option<Shape<'_>> {
+    let (Stmt::Expr(tail, None), before) = stmts.split_last()? else {
         return None;
     };
     match tail {
-        Expr::Async(a) => Some(a),
+        Expr::Async(block) => Some(Shape::AsyncTail {
+            before,
+            call: None,
+            block,
+        }),
         Expr::Call(call) if call.args.len() == 1 && is_box_pin(&call.func) => {
             match call.args.first() {
-                Some(Expr::Async(a)) => Some(a),
+                Some(Expr::Async(block)) => Some(Shape::AsyncTail {
+                    before,
+                    call: Some(&call.func),
+                    block,
+                }),
                 _ => None,
             }
         }
@@ -357,34 +411,18 @@ fn async_tail(block: &Block) -> Option<&ExprAsync> {
 /// Whether `func` is a path ending in `Box::pin`.
 fn is_box_pin(func: &Expr) -> bool {
     let Expr::Path(p) = func else { return false };
-    let segs: Vec<_> = p.path.segments.iter().collect();
-    segs.len() >= 2 && segs[segs.len() - 1].ident == "pin" && segs[segs.len() - 2].ident == "Box"
-}
-
-/// The block with its tail async block replaced by `wrapped`; other statements untouched.
-fn replace_async_tail(block: &Block, wrapped: TokenStream) -> TokenStream {
-    let n = block.stmts.len();
-    let before = &block.stmts[..n - 1];
-    let tail = match &block.stmts[n - 1] {
-        Stmt::Expr(Expr::Call(call), None) => {
-            let func = &call.func;
-            quote!(#func(#wrapped))
-        }
-        _ => wrapped,
-    };
-    let mut out = TokenStream::new();
-    block.brace_token.surround(&mut out, |out| {
-        for s in before {
-            s.to_tokens(out);
-        }
-        tail.to_tokens(out);
-    });
-    out
+    let mut rev = p.path.segments.iter().rev();
+    matches!(
+        (rev.next(), rev.next()),
+        (Some(pin), Some(boxed)) if pin.ident == "pin" && boxed.ident == "Box"
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use syn::ItemFn;
 
     fn ret(src: &str) -> ReturnType {
         let f: ItemFn = syn::parse_str(&format!("fn f() {src} {{}}")).unwrap();
@@ -410,12 +448,23 @@ mod tests {
 
     #[test]
     fn finds_async_tails() {
-        let f: ItemFn = syn::parse_str("fn f() -> X { Box::pin(async move { 1 }) }").unwrap();
-        assert!(async_tail(&f.block).is_some());
-        let f: ItemFn = syn::parse_str("fn f() -> X { let a = 1; async { a } }").unwrap();
-        assert!(async_tail(&f.block).is_some());
-        let f: ItemFn = syn::parse_str("fn f() -> X { Box::new(async { 1 }) }").unwrap();
-        assert!(async_tail(&f.block).is_none());
+        let tail = |src: &str| {
+            let f: ItemFn = syn::parse_str(src).unwrap();
+            match async_tail(&f.block.stmts) {
+                Some(Shape::AsyncTail { before, call, .. }) => Some((before.len(), call.is_some())),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            tail("fn f() -> X { Box::pin(async move { 1 }) }"),
+            Some((0, true))
+        );
+        assert_eq!(
+            tail("fn f() -> X { let a = 1; async { a } }"),
+            Some((1, false))
+        );
+        assert_eq!(tail("fn f() -> X { Box::new(async { 1 }) }"), None);
+        assert_eq!(tail("fn f() -> X { async { 1 }; }"), None);
     }
 
     #[test]
@@ -440,7 +489,7 @@ mod tests {
         ));
         assert!(sync.contains("Guard :: tagged"), "{sync}");
         assert!(
-            sync.contains("call :: < io :: Result < u32 > , _ >"),
+            sync.contains("call (move || -> io :: Result < u32 > {"),
             "{sync}"
         );
 
@@ -451,7 +500,7 @@ mod tests {
         ));
         assert!(asynchronous.contains("Guard :: tagged"), "{asynchronous}");
         assert!(
-            asynchronous.contains("future :: < u32 , _ >"),
+            asynchronous.contains(": u32 = loop { } ; return"),
             "{asynchronous}"
         );
 
@@ -463,6 +512,63 @@ mod tests {
         assert!(boxed.starts_with("fn f"), "{boxed}");
         assert!(boxed.contains("Box :: pin (async move {"), "{boxed}");
         assert!(boxed.contains("Guard :: tagged"), "{boxed}");
+    }
+
+    /// The body's statements are spliced, not nested in a block of ours (which made
+    /// `fn h() -> u32 { 7 }` warn `unused_braces`), and inner attributes stay first.
+    #[test]
+    fn statements_are_spliced_after_inner_attributes_and_items() {
+        let out = try_expand(
+            Kind::Timed,
+            TokenStream::new(),
+            quote!(
+                #[inline]
+                fn f() -> u32 {
+                    #![allow(unused_variables)]
+                    fn helper() {}
+                    let x = 3;
+                    7
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        let body = out.split_once("-> u32 {").unwrap().1;
+        assert!(out.starts_with("# [inline] fn f"), "{out}");
+        assert!(
+            body.trim_start()
+                .starts_with("# ! [allow (unused_variables)] fn helper () { }"),
+            "{out}"
+        );
+        assert!(body.trim_end().ends_with("let x = 3 ; 7 }"), "{out}");
+        assert!(!body.contains("{ let x"), "{out}");
+        let guard = body.find("Guard :: plain").unwrap();
+        assert!(body.find("fn helper").unwrap() < guard, "{out}");
+        assert!(guard < body.find("let x").unwrap(), "{out}");
+    }
+
+    #[test]
+    fn a_body_syn_cannot_parse_is_measured_as_tokens() {
+        let out = try_expand(
+            Kind::Counted,
+            quote!("a.b"),
+            quote!(
+                fn f() -> u32 {
+                    #![allow(unused)]
+                    let x = ;
+                    7
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        let body = out.split_once("-> u32 {").unwrap().1;
+        assert!(
+            body.trim_start().starts_with("# ! [allow (unused)]"),
+            "{out}"
+        );
+        assert!(body.contains("Guard :: plain"), "{out}");
+        assert!(body.trim_end().ends_with("let x = ; 7 }"), "{out}");
     }
 
     #[test]
@@ -486,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_const_extern_and_items() {
+    fn rejects_const_extern_and_items_with_every_error() {
         let e = |item: TokenStream| {
             try_expand(Kind::Timed, TokenStream::new(), item)
                 .err()
@@ -509,5 +615,15 @@ mod tests {
             fn f(&self);
         ))
         .contains("body"));
+        let all = try_expand(
+            Kind::Timed,
+            quote!("a"),
+            quote!(
+                const fn f() {}
+            ),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(all.into_iter().count(), 2);
     }
 }
