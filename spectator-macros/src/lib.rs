@@ -82,6 +82,10 @@ use proc_macro::TokenStream;
 ///   tag `result` = `success` | `failure` (an `Err` or a panic) | `cancelled` (the future was
 ///   dropped before it completed). Other fns record on return and on unwind.
 /// * Async functions are timed from the first poll to completion.
+/// * Durations are read from the monotonic time of the registry's clock
+///   (`Clock::monotonic_time` of `spectator::global()`), as `Timer::stopwatch` does.
+/// * The function is kept as written: its attributes stay on it, inner attributes
+///   (`#![allow(..)]`) stay first in its body, and the statements are not rewritten.
 /// * `const fn`, `extern` fns and items that are not functions are refused.
 ///
 /// Runnable examples are on `spectator::timed`.
@@ -118,9 +122,9 @@ pub fn counted(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// REQUESTS.increment();
 /// ```
 ///
-/// Meter types: `Counter`, `Timer`, `DistributionSummary`, `Gauge`, `MaxGauge`,
-/// `PercentileTimer`, `PercentileDistributionSummary` (a path such as `spectator::Counter` is
-/// accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
+/// Meter types: the kinds of the runtime, `Counter`, `Timer`, `DistributionSummary`, `Gauge`,
+/// `MaxGauge`, `PercentileTimer`, `PercentileDistributionSummary` (an unknown type is an error
+/// that lists them all; a path such as `spectator::Counter` is accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
 /// up in `spectator::global()` on first use and keeps the handle.
 #[proc_macro]
 pub fn metrics(input: TokenStream) -> TokenStream {
@@ -134,7 +138,8 @@ pub fn metrics(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The block stays inline: `.await`, `?` and `return` inside it work as without the macro, and
-/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`.
+/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`. Durations are
+/// read from the monotonic time of `spectator::global()`'s clock.
 #[proc_macro]
 pub fn time(input: TokenStream) -> TokenStream {
     expand::block::expand(input.into()).into()
