@@ -219,10 +219,12 @@ mod tests {
         let (a, start) = (c.monotonic_time(), Instant::now());
         std::thread::sleep(Duration::from_millis(20));
         let (elapsed, b) = (start.elapsed(), c.monotonic_time());
+        // [a, b] encloses [start, end], on a clock of the same rate.
         let measured = Duration::from_nanos(b - a);
-        assert!(measured >= Duration::from_millis(20), "{measured:?}");
-        // Both read the same kind of clock: they agree to well under a millisecond.
-        let diff = measured.abs_diff(elapsed);
-        assert!(diff < Duration::from_millis(5), "{measured:?} vs {elapsed:?}");
+        assert!(measured >= elapsed, "{measured:?} < {elapsed:?}");
+        assert!(
+            measured - elapsed < Duration::from_millis(50),
+            "{measured:?} vs {elapsed:?}"
+        );
     }
 }
