@@ -5,8 +5,11 @@
 //! builds it with the clippy groups below denied. A lint that fires here was added by an
 //! expansion. The shapes: one-line and empty bodies, inner attributes, attributes beside the
 //! macro, items in the body, methods taking `self`, `&self`, `&mut self`, async fns, generic
-//! fns, `impl Trait` returns, `?`, early returns, diverging bodies, the `#[async_trait]` shape,
-//! `time!` and `metrics!`.
+//! fns, `impl Trait` returns, `?` (on `Result` and `Option`), early returns, diverging bodies,
+//! the `#[async_trait]` shape, `time!` and `metrics!`. The expansions' own code (a guard's
+//! `let`, a value bound then returned, a never-taken `return`, locals named `__spectator_*`)
+//! is where `unused_braces`, `unreachable_code`, `clippy::let_and_return`,
+//! `clippy::needless_return` or `clippy::used_underscore_binding` would show.
 //!
 //! To see that the plain functions are clean, delete the `#[timed..]`/`#[counted..]` lines and
 //! run `cargo clippy --tests -- -W clippy::pedantic` on the result; it reports nothing.
@@ -127,6 +130,12 @@ fn diverges_result(s: &str) -> Result<u32, AppError> {
         return Ok(n);
     }
     unreachable!("callers pass a positive number")
+}
+
+#[counted("lints.option_question_mark")]
+fn first_char(s: &str) -> Option<char> {
+    let c = s.chars().next()?;
+    Some(c.to_ascii_uppercase())
 }
 
 #[counted("lints.underscore")]
@@ -259,6 +268,15 @@ async fn fetch_generic<T: Into<String> + Send>(value: T) -> String {
     value.into()
 }
 
+#[timed("lints.async_diverges")]
+async fn diverges_async(n: u32) -> u32 {
+    tokio::task::yield_now().await;
+    if n > 0 {
+        return n;
+    }
+    panic!("zero")
+}
+
 // ---------------------------------------------------------------- time! and metrics!
 
 metrics! {
@@ -301,6 +319,8 @@ fn every_shape_runs() {
     assert_eq!(diverges(3), 3);
     assert_eq!(diverges_result("3").ok(), Some(3));
     assert_eq!(underscore_parameter(0, "1").ok(), Some(2));
+    assert_eq!(first_char("ab"), Some('A'));
+    assert_eq!(first_char(""), None);
     assert_eq!(generic(&5), "<5>");
     assert_eq!(first_of([4, 5]), Some(4));
     assert_eq!(evens(5).count(), 3);
@@ -323,6 +343,7 @@ fn every_shape_runs() {
         assert_eq!(fetch(1).await, 2);
         assert_eq!(fetch_parsed("9").await.ok(), Some(9));
         assert_eq!(fetch_generic("six").await, "six");
+        assert_eq!(diverges_async(4).await, 4);
         assert_eq!(service.add("2").await.ok(), Some(3));
         assert_eq!(service.name_later().await, "svc");
         assert_eq!(service.boxed(true).await.ok(), Some(3));
