@@ -50,13 +50,6 @@ pub struct MeterArgs {
     pub flags: Vec<Ident>,
 }
 
-impl MeterArgs {
-    /// Whether the flag `name` was given.
-    pub fn has_flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
-}
-
 /// Where an argument list stops.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -188,7 +181,9 @@ impl Parse for AttrArgs {
 pub struct TimeInput {
     /// The meter arguments.
     pub args: MeterArgs,
-    /// The timed block.
+    /// The block's inner attributes (`#![allow(..)]`), which stay first in it.
+    pub inner_attrs: Vec<Attribute>,
+    /// The timed block, without its inner attributes.
     pub block: Block,
 }
 
@@ -201,14 +196,22 @@ impl Parse for TimeInput {
                  `time!(\"name\", key = \"value\", { ... })`",
             ));
         }
-        let block: Block = input.parse()?;
+        let content;
+        let brace_token = syn::braced!(content in input);
+        let inner_attrs = content.call(Attribute::parse_inner)?;
+        let stmts = content.call(Block::parse_within)?;
+        let block = Block { brace_token, stmts };
         if input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
         }
         if !input.is_empty() {
             return Err(input.error("the block must be the last argument of time!"));
         }
-        Ok(TimeInput { args, block })
+        Ok(TimeInput {
+            args,
+            inner_attrs,
+            block,
+        })
     }
 }
 
@@ -302,7 +305,8 @@ mod tests {
         assert_eq!(args.name.as_ref().unwrap().value(), "a.b");
         let keys: Vec<_> = args.tags.iter().map(|t| t.key.text.clone()).collect();
         assert_eq!(keys, ["k", "http.method", "type"]);
-        assert!(args.has_flag("percentiles"));
+        assert_eq!(args.flags.len(), 1);
+        assert_eq!(args.flags[0], "percentiles");
     }
 
     #[test]
@@ -329,6 +333,16 @@ mod tests {
         assert_eq!(t.args.tags.len(), 1);
         assert!(syn::parse2::<TimeInput>(quote!("a.b")).is_err());
         assert!(syn::parse2::<TimeInput>(quote!("a.b", { 1 }, k = "v")).is_err());
+        let t: TimeInput = syn::parse2(quote!(
+            "a.b",
+            {
+                #![allow(unused)]
+                1
+            }
+        ))
+        .unwrap();
+        assert_eq!(t.inner_attrs.len(), 1);
+        assert_eq!(t.block.stmts.len(), 1);
     }
 
     #[test]

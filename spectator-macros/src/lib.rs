@@ -7,21 +7,26 @@
 //! Every macro takes the same argument language: an optional (for `#[timed]`/`#[counted]`) or
 //! required (for `metrics!`/`time!`) metric name string literal first, then tags written
 //! `key = "value"` where the key is an identifier or a string literal (`"http.method" = "GET"`),
-//! and the value a string literal. The Atlas rules are checked at compile time: names of 2 to
-//! 255 characters, keys of 2 to 60, values of 1 to 120, only `-._A-Za-z0-9^~`, at most 20 tags,
-//! no duplicate keys, and the reserved keys `name`, `statistic`, `percentile`, `nf.*` and
-//! `atlas.*` are refused. Each error points at the offending token and suggests a fix.
+//! and the value a string literal. Names and tags are checked at compile time against the
+//! Atlas naming rules the runtime applies (allowed characters, lengths, the number of tags and
+//! the reserved keys; see <https://netflix.github.io/atlas-docs/concepts/naming/> and
+//! <https://netflix.github.io/atlas-docs/api/publish/>), plus the keys the meters set
+//! themselves (`statistic`, `percentile`). Each error points at the offending token and
+//! suggests a fix.
 //!
 //! # What the expansions do
 //!
 //! Each call site declares one `static` holding its name and tags; the meter handle is looked up
 //! in `spectator::global()` the first time the site records and kept from then on. A call then
-//! costs one atomic load plus the meter's own update (a counter increment, or two clock reads
-//! and the timer's atomics); no registry lookup and no allocation. The user's body is moved
-//! untouched into the expansion: inline after a drop guard (plain fns, `time!`), into a closure
-//! (sync fns returning `Result`) or into an async block (async fns).
+//! costs one atomic load plus the meter's own update (a counter increment, or two reads of the
+//! registry clock's monotonic time and the timer's atomics); no registry lookup and no
+//! allocation. The user's statements are kept untouched and in order: after the guard's `let`
+//! in the same body (plain fns, `time!`), in a closure (sync fns returning `Result`) or in an
+//! async block (async fns). Inner attributes (`#![allow(..)]`) stay first in the body, and the
+//! code the macro adds is spanned at the macro call, so that no lint fires in user code that
+//! would not fire without the macro.
 //!
-//! # Choices where the contract is silent
+//! # Choices
 //!
 //! * The default tags `module` and `method` are added only by the argument-less form (no name);
 //!   a named meter carries exactly the tags written. `module` is `module_path!()` with `::`
@@ -35,7 +40,7 @@
 //! * A fn that is not `async` but returns a future built by a trailing `async` block (or
 //!   `Box::pin(async ..)`, which is what `#[async_trait]` generates) measures that future, not
 //!   the construction of it.
-//! * The 20-tag limit counts the tags written; `module`, `method` and `result` are the macro's
+//! * The tag limit counts the tags written; `module`, `method` and `result` are the macro's
 //!   own and the user may not set them where the macro does.
 //! * A tag written on `#[timed]`/`#[counted]` cannot be `result` on functions that get the
 //!   outcome tag, nor `module`/`method` in the argument-less form.
@@ -47,7 +52,14 @@
 #![warn(missing_docs)]
 
 mod args;
+mod errors;
 mod expand;
+mod func;
+mod kinds;
+// The Atlas naming rules, shared with the runtime (as serde_derive_internals shares
+// serde_derive's sources): one file, so the two cannot disagree.
+#[path = "../../spectator/src/rules.rs"]
+mod rules;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -70,6 +82,10 @@ use proc_macro::TokenStream;
 ///   tag `result` = `success` | `failure` (an `Err` or a panic) | `cancelled` (the future was
 ///   dropped before it completed). Other fns record on return and on unwind.
 /// * Async functions are timed from the first poll to completion.
+/// * Durations are read from the monotonic time of the registry's clock
+///   (`Clock::monotonic_time` of `spectator::global()`), as `Timer::stopwatch` does.
+/// * The function is kept as written: its attributes stay on it, inner attributes
+///   (`#![allow(..)]`) stay first in its body, and the statements are not rewritten.
 /// * `const fn`, `extern` fns and items that are not functions are refused.
 ///
 /// Runnable examples are on `spectator::timed`.
@@ -106,9 +122,9 @@ pub fn counted(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// REQUESTS.increment();
 /// ```
 ///
-/// Meter types: `Counter`, `Timer`, `DistributionSummary`, `Gauge`, `MaxGauge`,
-/// `PercentileTimer`, `PercentileDistributionSummary` (a path such as `spectator::Counter` is
-/// accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
+/// Meter types: the kinds of the runtime, `Counter`, `Timer`, `DistributionSummary`, `Gauge`,
+/// `MaxGauge`, `PercentileTimer`, `PercentileDistributionSummary` (an unknown type is an error
+/// that lists them all; a path such as `spectator::Counter` is accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
 /// up in `spectator::global()` on first use and keeps the handle.
 #[proc_macro]
 pub fn metrics(input: TokenStream) -> TokenStream {
@@ -122,7 +138,8 @@ pub fn metrics(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The block stays inline: `.await`, `?` and `return` inside it work as without the macro, and
-/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`.
+/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`. Durations are
+/// read from the monotonic time of `spectator::global()`'s clock.
 #[proc_macro]
 pub fn time(input: TokenStream) -> TokenStream {
     expand::block::expand(input.into()).into()

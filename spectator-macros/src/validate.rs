@@ -1,81 +1,218 @@
-//! The Atlas publish rules (SPEC section 5 and 7) applied to parsed arguments at compile time.
+//! The Atlas naming rules applied at compile time, turning parsed arguments into a checked
+//! [`Meter`].
 //!
-//! Each failure is a [`syn::Error`] spanned on the offending literal or identifier, saying how to
-//! fix it. All failures of one macro invocation are reported together.
+//! The rules themselves (character set, lengths, tag limit, reserved prefixes) come from the
+//! runtime's `rules.rs`, included by this crate, so the compile-time checks and what the
+//! runtime accepts cannot drift apart. Each failure is a [`syn::Error`] spanned on the offending
+//! literal or identifier, saying how to fix it; all failures of one meter are reported together.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use proc_macro2::Span;
-use syn::LitStr;
+use syn::{Ident, LitStr};
 
-use crate::args::MeterArgs;
+use crate::args::{MeterArgs, Tag};
+use crate::errors::Errors;
+use crate::rules;
 
-/// Shortest accepted metric name.
-pub const NAME_MIN: usize = 2;
-/// Longest accepted metric name.
-pub const NAME_MAX: usize = 255;
-/// Shortest accepted tag key.
-pub const KEY_MIN: usize = 2;
-/// Longest accepted tag key.
-pub const KEY_MAX: usize = 60;
-/// Shortest accepted tag value.
-pub const VALUE_MIN: usize = 1;
-/// Longest accepted tag value.
-pub const VALUE_MAX: usize = 120;
-/// Most tags a user may write on one meter.
-pub const MAX_USER_TAGS: usize = 20;
+/// The one flag a macro may accept.
+pub const PERCENTILES: &str = "percentiles";
 
-/// The characters Atlas accepts, as shown in messages.
-const ALLOWED: &str = "-._A-Za-z0-9^~";
+/// What happens when no metric name is written.
+#[derive(Clone, Copy)]
+pub enum NameRule {
+    /// A name is required; the error points at this span.
+    Required(Span),
+    /// The meter takes this name.
+    Default(&'static str),
+}
 
 /// What a macro accepts, for the checks and the messages.
 pub struct Rules<'a> {
     /// How the macro is written in messages, e.g. `#[timed]`.
     pub macro_name: &'a str,
-    /// The flags it accepts.
-    pub flags: &'a [&'a str],
-    /// Whether the name is required (else a default applies).
-    pub name_required: bool,
+    /// Whether it accepts the `percentiles` flag.
+    pub percentiles: bool,
+    /// What happens without a name.
+    pub name: NameRule,
     /// Keys the macro sets itself, with the reason shown when a user sets one.
     pub taken: &'a [(&'a str, &'a str)],
 }
 
-/// Whether `c` is in the Atlas character set.
-pub fn is_allowed(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '^' | '~')
+/// A meter's arguments once every rule holds: what the code generators work from.
+pub struct Meter {
+    /// The metric name: the one written, or the macro's default.
+    pub name: LitStr,
+    /// Whether the name was written (else the default applies).
+    pub named: bool,
+    /// The tags as written, in order.
+    pub tags: Vec<Tag>,
+    /// Whether `percentiles` was given.
+    pub percentiles: bool,
 }
 
-/// `text` with every character outside the Atlas set replaced by `_`.
-pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if is_allowed(c) { c } else { '_' })
-        .collect()
-}
-
-/// Collects errors so that all of them are reported at once.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, span: Span, msg: impl std::fmt::Display) {
-        let e = syn::Error::new(span, msg);
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
+/// Keys a meter sets on what it reports (on top of the rules file's reserved `name`, `nf.*`
+/// and `atlas.*`): `statistic` on every meter, `percentile` on percentile meters' buckets.
+fn meter_key(key: &str) -> Option<&'static str> {
+    match key {
+        "statistic" => {
+            Some("is reserved: the meter sets it when it reports (count, totalTime, ...)")
         }
-    }
-
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+        "percentile" => Some("is reserved: percentile meters set it for their buckets"),
+        _ => None,
     }
 }
 
-/// Checks characters and length of one string; `what` names it in messages.
+/// Why a key is reserved, if it is.
+fn reserved(key: &str) -> Option<&'static str> {
+    if key == "name" {
+        Some("is reserved: Atlas sets it from the metric name")
+    } else if rules::is_infra_key(key) {
+        Some(
+            "is reserved: `nf.*` keys are the infrastructure common tags, set from the \
+             environment (NETFLIX_APP, EC2_REGION, ... or SPECTATOR_COMMON_TAGS)",
+        )
+    } else if rules::is_reserved_key(key) {
+        Some("is reserved: `atlas.*` keys belong to Atlas itself")
+    } else {
+        meter_key(key)
+    }
+}
+
+/// Checks the name, the tags and the flags of one meter; every failure is reported.
+pub fn check(args: &MeterArgs, rules: &Rules) -> syn::Result<Meter> {
+    let mut errors = Errors::default();
+    let m = rules.macro_name;
+
+    let name = match (&args.name, rules.name) {
+        (Some(name), _) => {
+            check_text(
+                &mut errors,
+                name.span(),
+                "metric name",
+                &name.value(),
+                (rules::NAME_MIN, rules::NAME_MAX),
+            );
+            name.clone()
+        }
+        (None, NameRule::Required(span)) => {
+            errors.push(
+                span,
+                format!("{m} needs a metric name first, e.g. \"server.requestLatency\""),
+            );
+            LitStr::new("", span)
+        }
+        (None, NameRule::Default(default)) => LitStr::new(default, Span::call_site()),
+    };
+
+    check_tags(&mut errors, &args.tags, rules.taken);
+    let percentiles = check_flags(&mut errors, &args.flags, rules);
+
+    errors.finish(Meter {
+        name,
+        named: args.name.is_some(),
+        tags: args.tags.clone(),
+        percentiles,
+    })
+}
+
+fn check_tags(errors: &mut Errors, tags: &[Tag], taken: &[(&str, &str)]) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let key = tag.key.text.as_str();
+        let span = tag.key.span;
+        if i == rules::MAX_USER_TAGS {
+            errors.push(
+                span,
+                format!(
+                    "too many tags ({}): Atlas accepts at most {} user tags per metric; remove \
+                     some or fold them into the name",
+                    tags.len(),
+                    rules::MAX_USER_TAGS
+                ),
+            );
+        }
+        if !seen.insert(key) {
+            errors.push(
+                span,
+                format!("duplicate tag key `{key}`: each key may appear once; remove one of them"),
+            );
+        }
+        if let Some(why) = reserved(key) {
+            let rest = key
+                .strip_prefix(rules::INFRA_PREFIX)
+                .or_else(|| key.strip_prefix(rules::RESERVED_PREFIX))
+                .filter(|r| r.len() >= rules::KEY_MIN);
+            let suggestion = match rest {
+                Some(rest) => format!("`{}`", rules::sanitize(rest)),
+                None => format!("`my_{}`", rules::sanitize(key)),
+            };
+            errors.push(
+                span,
+                format!("tag key `{key}` {why}; rename the tag, e.g. {suggestion}"),
+            );
+        } else if let Some((_, why)) = taken.iter().find(|(k, _)| *k == key) {
+            errors.push(
+                span,
+                format!("tag key `{key}` {why}; rename the tag, e.g. `my_{key}`"),
+            );
+        } else {
+            check_text(
+                errors,
+                span,
+                "tag key",
+                key,
+                (rules::KEY_MIN, rules::KEY_MAX),
+            );
+        }
+        check_text(
+            errors,
+            tag.value.span(),
+            "tag value",
+            &tag.value.value(),
+            (rules::VALUE_MIN, rules::VALUE_MAX),
+        );
+    }
+}
+
+/// Checks the flags; returns whether `percentiles` was given.
+fn check_flags(errors: &mut Errors, flags: &[Ident], rules: &Rules) -> bool {
+    let mut percentiles = false;
+    for flag in flags {
+        let text = flag.to_string();
+        if rules.percentiles && text == PERCENTILES {
+            if percentiles {
+                errors.push(flag.span(), format!("`{text}` is given twice; remove one"));
+            }
+            percentiles = true;
+            continue;
+        }
+        let accepted = if rules.percentiles {
+            format!("the flag `{PERCENTILES}`")
+        } else {
+            String::from("no flags")
+        };
+        let name = match rules.name {
+            NameRule::Required(_) => "a metric name string literal (required, first)",
+            NameRule::Default(_) => "an optional metric name string literal (first)",
+        };
+        errors.push(
+            flag.span(),
+            format!(
+                "unknown argument `{text}`: {} accepts {name}, tags written \
+                 `key = \"value\"`, and {accepted}",
+                rules.macro_name
+            ),
+        );
+    }
+    percentiles
+}
+
+/// Checks the characters and the length of one string; `what` names it in messages.
 fn check_text(errors: &mut Errors, span: Span, what: &str, text: &str, (min, max): (usize, usize)) {
-    let bad: Vec<char> = text.chars().filter(|c| !is_allowed(*c)).collect();
-    if !bad.is_empty() {
+    if !rules::is_valid(text) {
         let mut shown = String::new();
-        for c in bad {
+        for c in text.chars().filter(|c| !rules::is_valid_char(*c)) {
             if !shown.contains(c) {
                 shown.push(c);
             }
@@ -84,10 +221,11 @@ fn check_text(errors: &mut Errors, span: Span, what: &str, text: &str, (min, max
             span,
             format!(
                 "{what} \"{}\" contains characters Atlas does not accept ({:?}); \
-                 use only `{ALLOWED}`, e.g. \"{}\"",
+                 use only `{}`, e.g. \"{}\"",
                 text.escape_default(),
                 shown,
-                sanitize(text)
+                rules::ALLOWED_CHARS,
+                rules::sanitize(text)
             ),
         );
     }
@@ -112,133 +250,6 @@ fn check_text(errors: &mut Errors, span: Span, what: &str, text: &str, (min, max
     }
 }
 
-/// Why a key is reserved, if it is.
-fn reserved(key: &str) -> Option<&'static str> {
-    match key {
-        "name" => Some("is reserved: Atlas sets it from the metric name"),
-        "statistic" => {
-            Some("is reserved: the meter sets it when it reports (count, totalTime, ...)")
-        }
-        "percentile" => Some("is reserved: percentile meters set it for their buckets"),
-        _ if key.starts_with("nf.") => Some(
-            "is reserved: `nf.*` keys are the infrastructure common tags, set from the \
-             environment (NETFLIX_APP, EC2_REGION, ... or SPECTATOR_COMMON_TAGS)",
-        ),
-        _ if key.starts_with("atlas.") => {
-            Some("is reserved: `atlas.*` keys belong to Atlas itself")
-        }
-        _ => None,
-    }
-}
-
-/// Validates the name, the tags and the flags of one meter.
-pub fn check(args: &MeterArgs, rules: &Rules, missing_name_span: Span) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    let m = rules.macro_name;
-
-    match &args.name {
-        Some(name) => check_name(&mut errors, name),
-        None if rules.name_required => errors.push(
-            missing_name_span,
-            format!("{m} needs a metric name first, e.g. \"server.requestLatency\""),
-        ),
-        None => {}
-    }
-
-    let mut seen: HashMap<&str, Span> = HashMap::new();
-    for (i, tag) in args.tags.iter().enumerate() {
-        let key = tag.key.text.as_str();
-        let span = tag.key.span;
-        if i == MAX_USER_TAGS {
-            errors.push(
-                span,
-                format!(
-                    "too many tags ({}): Atlas accepts at most {MAX_USER_TAGS} user tags per \
-                     metric; remove some or fold them into the name",
-                    args.tags.len()
-                ),
-            );
-        }
-        if seen.contains_key(key) {
-            errors.push(
-                span,
-                format!("duplicate tag key `{key}`: each key may appear once; remove one of them"),
-            );
-        } else {
-            seen.insert(key, span);
-        }
-        if let Some(why) = reserved(key) {
-            let rest = key
-                .strip_prefix("nf.")
-                .or_else(|| key.strip_prefix("atlas."))
-                .filter(|r| r.len() >= KEY_MIN);
-            let suggestion = match rest {
-                Some(rest) => format!("`{}`", sanitize(rest)),
-                None => format!("`my_{}`", sanitize(key)),
-            };
-            errors.push(
-                span,
-                format!("tag key `{key}` {why}; rename the tag, e.g. {suggestion}"),
-            );
-        } else if let Some((_, why)) = rules.taken.iter().find(|(k, _)| *k == key) {
-            errors.push(
-                span,
-                format!("tag key `{key}` {why}; rename the tag, e.g. `my_{key}`"),
-            );
-        } else {
-            check_text(&mut errors, span, "tag key", key, (KEY_MIN, KEY_MAX));
-        }
-        check_text(
-            &mut errors,
-            tag.value.span(),
-            "tag value",
-            &tag.value.value(),
-            (VALUE_MIN, VALUE_MAX),
-        );
-    }
-
-    let mut flags_seen: Vec<String> = Vec::new();
-    for flag in &args.flags {
-        let text = flag.to_string();
-        if !rules.flags.contains(&text.as_str()) {
-            let accepted = if rules.flags.is_empty() {
-                String::from("no flags")
-            } else {
-                let list: Vec<String> = rules.flags.iter().map(|f| format!("`{f}`")).collect();
-                format!("the flag {}", list.join(", "))
-            };
-            let name = if rules.name_required {
-                "a metric name string literal (required, first)"
-            } else {
-                "an optional metric name string literal (first)"
-            };
-            errors.push(
-                flag.span(),
-                format!(
-                    "unknown argument `{text}`: {m} accepts {name}, tags written \
-                     `key = \"value\"`, and {accepted}"
-                ),
-            );
-        } else if flags_seen.contains(&text) {
-            errors.push(flag.span(), format!("`{text}` is given twice; remove one"));
-        } else {
-            flags_seen.push(text);
-        }
-    }
-    errors.finish()
-}
-
-/// Validates a metric name literal.
-fn check_name(errors: &mut Errors, name: &LitStr) {
-    check_text(
-        errors,
-        name.span(),
-        "metric name",
-        &name.value(),
-        (NAME_MIN, NAME_MAX),
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,15 +258,15 @@ mod tests {
 
     const RULES: Rules = Rules {
         macro_name: "#[timed]",
-        flags: &["percentiles"],
-        name_required: false,
+        percentiles: true,
+        name: NameRule::Default("method.timed"),
         taken: &[("result", "is set by #[timed]")],
     };
 
     fn errors(tokens: proc_macro2::TokenStream) -> Vec<String> {
         let args = parse_attr(tokens).unwrap();
-        match check(&args, &RULES, Span::call_site()) {
-            Ok(()) => vec![],
+        match check(&args, &RULES) {
+            Ok(_) => vec![],
             Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
         }
     }
@@ -270,6 +281,26 @@ mod tests {
             percentiles
         ))
         .is_empty());
+    }
+
+    #[test]
+    fn the_checked_model_has_a_name() {
+        let m = check(&parse_attr(quote!()).unwrap(), &RULES).ok().unwrap();
+        assert_eq!(m.name.value(), "method.timed");
+        assert!(!m.named && !m.percentiles);
+        let m = check(&parse_attr(quote!("a.b", percentiles)).unwrap(), &RULES)
+            .ok()
+            .unwrap();
+        assert_eq!(m.name.value(), "a.b");
+        assert!(m.named && m.percentiles);
+        let required = Rules {
+            name: NameRule::Required(Span::call_site()),
+            ..RULES
+        };
+        let e = check(&parse_attr(quote!(kk = "v")).unwrap(), &required)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("needs a metric name"), "{e}");
     }
 
     #[test]
@@ -301,6 +332,7 @@ mod tests {
             assert_eq!(e.len(), 1, "{key}: {e:?}");
             assert!(e[0].contains("reserved"), "{e:?}");
         }
+        assert!(errors(quote!("nf.app" = "v"))[0].contains("e.g. `app`"));
         assert!(errors(quote!(result = "v"))[0].contains("is set by"));
     }
 
@@ -321,17 +353,19 @@ mod tests {
         assert!(e[0].contains("unknown argument `histogram`"), "{e:?}");
         assert!(e[0].contains("`percentiles`"), "{e:?}");
         assert!(errors(quote!(percentiles, percentiles))[0].contains("twice"));
+        let counted = Rules {
+            percentiles: false,
+            ..RULES
+        };
+        let e = check(&parse_attr(quote!(percentiles)).unwrap(), &counted)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no flags"), "{e}");
     }
 
     #[test]
     fn reports_every_error() {
         // short name, short key, empty value, reserved key
         assert_eq!(errors(quote!("a", k = "", "nf.x" = "y")).len(), 4);
-    }
-
-    #[test]
-    fn sanitizes() {
-        assert_eq!(sanitize("a b/c:d"), "a_b_c_d");
-        assert_eq!(sanitize("ok-._^~"), "ok-._^~");
     }
 }

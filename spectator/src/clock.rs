@@ -50,8 +50,26 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 
+    /// On Linux, `CLOCK_MONOTONIC` in nanoseconds (the clock [`Instant`] reads there, without
+    /// its conversions: timers read this twice per record); elsewhere the time since the
+    /// first call.
     #[inline]
     fn monotonic_time(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            // CLOCK_MONOTONIC cannot fail on Linux (std's `Instant::now` unwraps the same call).
+            if rc == 0 && ts.tv_sec >= 0 {
+                return (ts.tv_sec as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(ts.tv_nsec as u64);
+            }
+        }
         let origin = process_origin();
         Instant::now().saturating_duration_since(origin).as_nanos() as u64
     }
@@ -193,5 +211,20 @@ mod tests {
         let a = c.monotonic_time();
         let b = c.monotonic_time();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn system_clock_monotonic_time_moves_with_instant() {
+        let c = SystemClock;
+        let (a, start) = (c.monotonic_time(), Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+        let (elapsed, b) = (start.elapsed(), c.monotonic_time());
+        // [a, b] encloses [start, end], on a clock of the same rate.
+        let measured = Duration::from_nanos(b - a);
+        assert!(measured >= elapsed, "{measured:?} < {elapsed:?}");
+        assert!(
+            measured - elapsed < Duration::from_millis(50),
+            "{measured:?} vs {elapsed:?}"
+        );
     }
 }

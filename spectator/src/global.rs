@@ -33,7 +33,7 @@ use crate::publish::{LoopPlace, PublishReport, Publisher};
 use crate::sync::lock;
 use crate::Registry;
 
-static GLOBAL: OnceLock<Registry> = OnceLock::new();
+pub(crate) static GLOBAL: OnceLock<Registry> = OnceLock::new();
 static AUTO_PUBLISHER: Mutex<Option<Publisher>> = Mutex::new(None);
 
 /// The variable that turns auto-start off.

@@ -5,17 +5,17 @@
 //! lookup is out of line and `#[cold]`.
 //!
 //! A call site is a `static` [`Site`]: the metric name and tags as `&'static` data plus lazily
-//! filled cells for the meter handle(s). Recording is then one atomic load to read the cell and
-//! the meter's own atomics; no registry lookup and no allocation per call.
+//! filled cells for the meter handle(s), resolved against [`global()`](crate::global).
+//! Recording is then one atomic load to read the cell and the meter's own atomics (for timers,
+//! two reads of the global registry's clock); no registry lookup and no allocation per call.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::{
-    Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
-    Registry, Timer,
+    Clock, Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary,
+    PercentileTimer, Registry, Timer,
 };
 
 /// A meter type a call site can hold.
@@ -84,7 +84,6 @@ impl Outcome {
 pub struct Site<M> {
     name: &'static str,
     tags: &'static [(&'static str, &'static str)],
-    registry: Option<fn() -> &'static Registry>,
     meters: [OnceLock<M>; 4],
 }
 
@@ -94,7 +93,6 @@ impl<M> Site<M> {
         Site {
             name,
             tags,
-            registry: None,
             meters: [
                 OnceLock::new(),
                 OnceLock::new(),
@@ -102,27 +100,6 @@ impl<M> Site<M> {
                 OnceLock::new(),
             ],
         }
-    }
-
-    /// A call site resolved against the registry `registry` returns (for tests and benches).
-    pub const fn with_registry(
-        name: &'static str,
-        tags: &'static [(&'static str, &'static str)],
-        registry: fn() -> &'static Registry,
-    ) -> Self {
-        let mut site = Site::new(name, tags);
-        site.registry = Some(registry);
-        site
-    }
-
-    /// The metric name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The tags written at the call site (before `::` is replaced).
-    pub fn tags(&self) -> &'static [(&'static str, &'static str)] {
-        self.tags
     }
 }
 
@@ -165,11 +142,7 @@ impl<M: SiteMeter> Site<M> {
             if let Some(outcome) = outcome {
                 tags.push(("result", outcome.as_str()));
             }
-            let registry = match self.registry {
-                Some(registry) => registry(),
-                None => crate::global(),
-            };
-            M::resolve(registry, self.name, &tags)
+            M::resolve(crate::global(), self.name, &tags)
         })
     }
 }
@@ -216,7 +189,7 @@ impl<M> fmt::Debug for Site<M> {
 
 /// A meter a [`Guard`] can record into when a call ends.
 pub trait Record: SiteMeter {
-    /// What is noted when the call starts (the start time for timers).
+    /// What is noted when the call starts (the clock and the start time, for timers).
     type Start: Copy + Send + Sync;
     /// Notes the start of a call.
     fn start() -> Self::Start;
@@ -236,30 +209,66 @@ impl Record for Counter {
     }
 }
 
+/// When a timed call started, on the clock of the registry its timer belongs to: the
+/// [`global()`](crate::global) registry's, which every call site resolves against. Reading
+/// that clock (rather than [`std::time::Instant`]) lets a [`ManualClock`](crate::ManualClock)
+/// drive what the macros record, as it drives [`Timer::stopwatch`].
+#[derive(Clone, Copy)]
+pub struct Started {
+    clock: &'static dyn Clock,
+    at: u64,
+}
+
+impl Started {
+    #[inline]
+    fn now() -> Started {
+        let clock = global_clock();
+        Started {
+            clock,
+            at: clock.monotonic_time(),
+        }
+    }
+
+    /// The time since the start.
+    #[inline]
+    fn elapsed(self) -> Duration {
+        Duration::from_nanos(self.clock.monotonic_time().saturating_sub(self.at))
+    }
+}
+
+/// The clock of [`global()`](crate::global)'s registry, looked up once: the registry, and so its
+/// clock, never change once `global()` is set. One atomic load per call instead of two
+/// out-of-line calls.
+#[inline]
+fn global_clock() -> &'static dyn Clock {
+    static CLOCK: OnceLock<&'static dyn Clock> = OnceLock::new();
+    *CLOCK.get_or_init(|| &**crate::global().clock())
+}
+
 impl Record for Timer {
-    type Start = Instant;
+    type Start = Started;
 
     #[inline]
-    fn start() -> Instant {
-        Instant::now()
+    fn start() -> Started {
+        Started::now()
     }
 
     #[inline]
-    fn stop(&self, start: Instant) {
+    fn stop(&self, start: Started) {
         self.record(start.elapsed());
     }
 }
 
 impl Record for PercentileTimer {
-    type Start = Instant;
+    type Start = Started;
 
     #[inline]
-    fn start() -> Instant {
-        Instant::now()
+    fn start() -> Started {
+        Started::now()
     }
 
     #[inline]
-    fn stop(&self, start: Instant) {
+    fn stop(&self, start: Started) {
         self.record(start.elapsed());
     }
 }
@@ -331,18 +340,22 @@ fn unfinished() -> Outcome {
     }
 }
 
-/// Calls `f`. Passing the user's block as a closure with the return type spelled out lets `?`
-/// inside it convert errors as it would in the function itself.
+/// Calls `f`: the statements of a measured fn returning a `Result`, as a closure whose return
+/// type is the fn's, so that `return` and `?` inside it act on its value.
 #[inline(always)]
 pub fn call<R, F: FnOnce() -> R>(f: F) -> R {
     f()
 }
 
-/// Returns `f`. Passing the user's async block here with the output type spelled out lets `?`
-/// inside it convert errors as it would in the async fn itself.
-#[inline(always)]
-pub fn future<R, F: Future<Output = R>>(f: F) -> F {
-    f
+/// Makes `registry` the process-wide registry that [`global()`](crate::global) returns, and
+/// so the one every macro call site resolves against; gives it back if `global()` was already
+/// set (by an earlier call to it or to this function).
+///
+/// For tests that drive the macros with a [`ManualClock`](crate::ManualClock): call it before
+/// anything touches `global()`, in a test binary of its own. The registry is used as given:
+/// nothing is read from the environment and no publisher is started.
+pub fn set_global(registry: Registry) -> Result<(), Registry> {
+    crate::global::GLOBAL.set(registry)
 }
 
 /// Wraps a returned value so that [`ProbeResult`] (for `Result`s) or [`ProbeAny`] (anything

@@ -1,4 +1,4 @@
-// Metric names: 2..=255 characters from `-._A-Za-z0-9^~`.
+// Metric names: 2..=255 characters from `-._A-Za-z0-9~^`.
 use spectator::{counted, timed};
 
 #[timed("server request/latency")]

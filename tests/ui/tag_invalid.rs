@@ -1,4 +1,4 @@
-// Tag keys: 2..=60 characters; values: 1..=120; both from `-._A-Za-z0-9^~`.
+// Tag keys: 2..=60 characters; values: 1..=120; both from `-._A-Za-z0-9~^`.
 use spectator::{counted, timed};
 
 #[timed("server.latency", k = "v")]

@@ -1,58 +1,56 @@
 //! `time!("name", k = "v", { block })`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote_spanned;
-use syn::spanned::Spanned;
+use quote::quote;
 
-use super::{krate, site_init};
+use super::{private, site_init, Holder, Idents};
 use crate::args::TimeInput;
-use crate::validate::{self, Rules};
+use crate::func::split_items;
+use crate::validate::{self, NameRule, Rules};
 
-/// Expands `time!`: a call-site static timer and a guard around the untouched block, which
-/// stays inline so that `.await`, `?` and `return` inside it behave as they would without the
-/// macro (an early exit still records, when the guard drops).
+/// Expands `time!`: a call-site static timer and a guard, followed by the block's statements,
+/// which stay inline so that `.await`, `?` and `return` inside them behave as they would
+/// without the macro (an early exit still records, when the guard drops).
 pub fn expand(input: TokenStream) -> TokenStream {
-    match try_expand(input) {
-        Ok(tokens) => tokens,
-        Err(err) => err.to_compile_error(),
-    }
+    try_expand(input).unwrap_or_else(syn::Error::into_compile_error)
 }
 
 fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let TimeInput { args, block } = syn::parse2(input)?;
-    validate::check(
+    let TimeInput {
+        args,
+        inner_attrs,
+        block,
+    } = syn::parse2(input)?;
+    let meter = validate::check(
         &args,
         &Rules {
             macro_name: "time!",
-            flags: &["percentiles"],
-            name_required: true,
+            percentiles: true,
+            name: NameRule::Required(block.brace_token.span.open()),
             taken: &[],
         },
-        block.brace_token.span.open(),
     )?;
-    let Some(name) = &args.name else {
-        return Err(syn::Error::new(
-            Span::call_site(),
-            "time! needs a metric name",
-        ));
-    };
-    let meter = if args.has_flag("percentiles") {
+    let kind = if meter.percentiles {
         "PercentileTimer"
     } else {
         "Timer"
     };
-    let (ty, init) = site_init("Site", meter, name, &args, &[], name.span());
-    let krate = krate();
-    let site = quote::format_ident!("__SPECTATOR_SITE", span = Span::mixed_site());
-    let guard = quote::format_ident!("__spectator_guard", span = Span::mixed_site());
-    // The statements are spliced in (rather than the block) so that `{ x }` does not trip
-    // `unused_braces`; the guard's name is hygienic, so user bindings cannot clash with it.
-    let stmts = &block.stmts;
-    Ok(quote_spanned! {block.span()=>
-        {
+    let (ty, init) = site_init(Holder::Site, kind, Span::call_site(), &meter, &[]);
+    let p = private();
+    let Idents { site, guard, .. } = Idents::new();
+    // The statements are spliced into a block with the user's braces (rather than the user's
+    // block nested in one of ours), so that `{ x }` does not trip `unused_braces`; the user's
+    // leading items stay ahead of the guard's `let`.
+    let (items, rest) = split_items(&block.stmts);
+    let mut out = TokenStream::new();
+    block.brace_token.surround(&mut out, |out| {
+        out.extend(quote! {
+            #(#inner_attrs)*
+            #(#items)*
             static #site: #ty = #init;
-            let #guard = #krate::__private::Guard::plain(&#site);
-            #(#stmts)*
-        }
-    })
+            let #guard = #p::Guard::plain(&#site);
+            #(#rest)*
+        });
+    });
+    Ok(out)
 }

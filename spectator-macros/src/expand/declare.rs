@@ -1,68 +1,78 @@
 //! `metrics! { static NAME: Type = "name", k = "v"; ... }`.
 
 use proc_macro2::TokenStream;
-use quote::quote_spanned;
+use quote::quote;
 use syn::spanned::Spanned;
 
-use super::{site_init, METER_TYPES};
-use crate::args::Declarations;
-use crate::validate::{self, Rules};
+use super::{site_init, Holder};
+use crate::args::{Declaration, Declarations};
+use crate::errors::Errors;
+use crate::kinds;
+use crate::validate::{self, NameRule, Rules};
 
 /// Expands `metrics!`: one `static` call site per declaration, each dereferencing to its meter.
+/// Declarations with errors are reported (all of them) and left out; the others are emitted.
 pub fn expand(input: TokenStream) -> TokenStream {
-    match try_expand(input) {
-        Ok(tokens) => tokens,
-        Err(err) => err.to_compile_error(),
+    let Declarations(decls) = match syn::parse2(input) {
+        Ok(d) => d,
+        Err(e) => return e.into_compile_error(),
+    };
+    let mut errors = Errors::default();
+    let mut out = TokenStream::new();
+    for d in &decls {
+        match declare(d) {
+            Ok(tokens) => out.extend(tokens),
+            Err(e) => errors.add(e),
+        }
     }
+    if let Err(e) = errors.finish(()) {
+        out.extend(e.into_compile_error());
+    }
+    out
 }
 
-fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let Declarations(decls) = syn::parse2(input)?;
-    let mut out = TokenStream::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |e: syn::Error| match &mut errors {
-        Some(all) => all.combine(e),
-        None => errors = Some(e),
+/// One checked declaration's static.
+fn declare(d: &Declaration) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let last = d.ty.segments.last();
+    let kind = last
+        .filter(|s| s.arguments.is_empty())
+        .and_then(|s| kinds::lookup(&s.ident.to_string()));
+    if kind.is_none() {
+        errors.push(
+            d.ty.span(),
+            format!(
+                "unknown meter type: metrics! declares one of {}",
+                kinds::listed()
+            ),
+        );
+    }
+    let rules = Rules {
+        macro_name: "metrics!",
+        percentiles: false,
+        name: NameRule::Required(d.eq_span),
+        taken: &[],
     };
-    for d in &decls {
-        let last = d.ty.segments.last();
-        let meter = last.map(|s| s.ident.to_string()).unwrap_or_default();
-        let args_ok = last.is_some_and(|s| s.arguments.is_empty());
-        if !args_ok || !METER_TYPES.contains(&meter.as_str()) {
-            let list: Vec<String> = METER_TYPES.iter().map(|t| format!("`{t}`")).collect();
-            push(syn::Error::new(
-                d.ty.span(),
-                format!(
-                    "unknown meter type: metrics! declares one of {}",
-                    list.join(", ")
-                ),
-            ));
-            continue;
+    let meter = match validate::check(&d.args, &rules) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.add(e);
+            None
         }
-        let rules = Rules {
-            macro_name: "metrics!",
-            flags: &[],
-            name_required: true,
-            taken: &[],
-        };
-        if let Err(e) = validate::check(&d.args, &rules, d.eq_span) {
-            push(e);
-            continue;
-        }
-        let Some(name) = &d.args.name else { continue };
-        let span = d.ty.span();
-        let (ty, init) = site_init("StaticMeter", &meter, name, &d.args, &[], span);
-        let attrs = &d.attrs;
-        let vis = &d.vis;
-        let ident = &d.ident;
-        let static_token = &d.static_token;
-        out.extend(quote_spanned! {d.ident.span()=>
-            #(#attrs)*
-            #vis #static_token #ident: #ty = #init;
-        });
-    }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    };
+    let (Some(kind), Some(meter)) = (kind, meter) else {
+        return errors.finish(TokenStream::new());
+    };
+    let (ty, init) = site_init(Holder::StaticMeter, kind, d.ty.span(), &meter, &[]);
+    let Declaration {
+        attrs,
+        vis,
+        static_token,
+        ident,
+        ..
+    } = d;
+    Ok(quote! {
+        #(#attrs)*
+        #vis #static_token #ident: #ty = #init;
+    })
 }
