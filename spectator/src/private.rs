@@ -24,25 +24,19 @@ pub trait SiteMeter: Send + Sync + 'static {
     fn resolve(registry: &Registry, name: &str, tags: &[(&str, &str)]) -> Self;
 }
 
+/// `SiteMeter` for every kind in the runtime's one list of meter kinds (the macro crate's
+/// `METER_TYPES` mirrors it).
 macro_rules! site_meter {
-    ($($ty:ident => $method:ident),* $(,)?) => {$(
-        impl SiteMeter for $ty {
+    ($($handle:ident => $by_name:ident, $by_id:ident, $noun:literal;)*) => {$(
+        impl SiteMeter for $handle {
             fn resolve(registry: &Registry, name: &str, tags: &[(&str, &str)]) -> Self {
-                registry.$method(name, tags)
+                registry.$by_name(name, tags)
             }
         }
     )*};
 }
 
-site_meter! {
-    Counter => counter,
-    Timer => timer,
-    DistributionSummary => distribution_summary,
-    Gauge => gauge,
-    MaxGauge => max_gauge,
-    PercentileTimer => percentile_timer,
-    PercentileDistributionSummary => percentile_distribution_summary,
-}
+crate::meter::for_each_meter_kind!(site_meter);
 
 /// How a measured call ended; the value of the `result` tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
