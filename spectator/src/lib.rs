@@ -228,8 +228,8 @@ pub use id::Id;
 pub use measurement::{Measurement, Op};
 pub use meter::percentile_buckets;
 pub use meter::{
-    Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
-    Stopwatch, Timer,
+    AgeGauge, Counter, DistributionSummary, Gauge, LongTask, LongTaskTimer, MaxGauge,
+    MonotonicCounter, PercentileDistributionSummary, PercentileTimer, Stopwatch, Timer,
 };
 #[cfg(feature = "atlas")]
 pub use publish::atlas::encode as wire;

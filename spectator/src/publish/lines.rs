@@ -14,7 +14,12 @@
 //! - a `Max` measurement whose `statistic` is `max` (timer and summary maxima, max gauges) is
 //!   an `m:` line;
 //! - any other `Max` measurement (gauges) is a `g:` line; a gauge set to NaN sends one
-//!   `g:…:NaN` line, which makes spectatord stop reporting it.
+//!   `g:…:NaN` line, which makes spectatord stop reporting it;
+//! - an age gauge that was set is an `A:` line instead of its `gauge` measurement, at every
+//!   step: its value is the time of the last set in seconds since the epoch (spectatord reads
+//!   `0` as "now", so a set at the epoch itself is sent as 0.001), and spectatord reports the
+//!   age from it, growing on its own even once this process is gone. Sending it again at
+//!   each step is idempotent, and survives a lost datagram or a restarted spectatord.
 //!
 //! Common tags: those set explicitly (builder, `SPECTATOR_COMMON_TAGS`) and `nf.container` /
 //! `nf.process` go on every line; the other `nf.*` infrastructure tags are left to spectatord,
@@ -142,19 +147,33 @@ impl LineOutput {
         }
     }
 
-    /// Formats and sends one step.
+    /// Formats and sends one step's measurements.
+    #[cfg(test)]
     pub(crate) fn send(&self, ms: Vec<Measurement>) -> PublishReport {
+        self.send_step(ms, &[])
+    }
+
+    /// Formats and sends one step: `ms`, but for the age gauges in `ages` (id, and the wall
+    /// time in ms their age counts from), which are `A:` lines instead.
+    pub(crate) fn send_step(&self, ms: Vec<Measurement>, ages: &[(Id, u64)]) -> PublishReport {
         let mut report = PublishReport::default();
         let mut lines: Vec<String> = Vec::with_capacity(ms.len());
+        for (id, since_ms) in ages {
+            let mut line = self.prefix('A', id);
+            // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
+            write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
+            lines.push(line);
+        }
+        let is_age = |m: &Measurement| !ages.is_empty() && ages.iter().any(|(id, _)| *id == m.id);
         {
             let mut cache = lock(&self.prefixes);
             cache.step += 1;
             let step = cache.step;
-            for m in &ms {
+            for m in ms.iter().filter(|m| !is_age(m)) {
                 let (prefix, used) = cache
                     .lines
                     .entry(m.id.clone())
-                    .or_insert_with(|| (self.prefix(m).into_boxed_str(), step));
+                    .or_insert_with(|| (self.prefix(line_type(m), &m.id).into_boxed_str(), step));
                 *used = step;
                 let mut line = String::with_capacity(prefix.len() + 24);
                 line.push_str(prefix);
@@ -314,17 +333,11 @@ impl LineOutput {
         }
     }
 
-    /// `TYPE:NAME,K=V,…:` for `m`: its id's tags and the common ones, sorted by key, the
-    /// id's value winning for a key in both.
-    fn prefix(&self, m: &Measurement) -> String {
-        let statistic = m.id.tag("statistic");
-        let kind = match (m.op, statistic) {
-            (Op::Add, _) => 'c',
-            (Op::Max, Some("max")) => 'm',
-            (Op::Max, _) => 'g',
-        };
+    /// `TYPE:NAME,K=V,…:` for `id`: its tags and the common ones, sorted by key, the id's
+    /// value winning for a key in both.
+    fn prefix(&self, kind: char, id: &Id) -> String {
         let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
-            m.id.tags()
+            id.tags()
                 .filter(|(k, _)| *k != "name")
                 .map(|(k, v)| (sanitize(k), sanitize(v)))
                 .collect();
@@ -338,7 +351,7 @@ impl LineOutput {
         let mut line = String::with_capacity(64);
         line.push(kind);
         line.push(':');
-        line.push_str(&sanitize(m.id.name()));
+        line.push_str(&sanitize(id.name()));
         for (k, v) in &tags {
             let _ = write!(line, ",{k}={v}");
         }
@@ -352,6 +365,15 @@ impl LineOutput {
             Sink::Memory(held) => std::mem::take(&mut *lock(held)),
             _ => Vec::new(),
         }
+    }
+}
+
+/// The line type of a measurement: `c` for Add, `m` for a `max` statistic, `g` otherwise.
+fn line_type(m: &Measurement) -> char {
+    match (m.op, m.id.tag("statistic")) {
+        (Op::Add, _) => 'c',
+        (Op::Max, Some("max")) => 'm',
+        (Op::Max, _) => 'g',
     }
 }
 

@@ -27,7 +27,7 @@ mod publisher;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::config::{Config, Location};
-use crate::measurement::Measurement;
+use crate::meter::Step;
 
 pub(crate) use publisher::LoopPlace;
 pub use publisher::Publisher;
@@ -201,19 +201,20 @@ impl Output {
         }
     }
 
-    /// Sends one step's measurements (common tags not yet applied).
+    /// Sends one step (common tags not yet applied). The Atlas output sends its
+    /// measurements; the spectatord output sends its age gauges as `A:` lines.
     pub(crate) async fn send(
         &self,
-        ms: Vec<Measurement>,
+        step: Step,
         config: &Config,
         connection: Connection,
     ) -> PublishReport {
         let report = match self {
             #[cfg(feature = "atlas")]
-            Output::Atlas(a) => a.send(ms, config, connection).await,
-            Output::Lines(l) => l.send(ms),
+            Output::Atlas(a) => a.send(step.measurements, config, connection).await,
+            Output::Lines(l) => l.send_step(step.measurements, &step.ages),
             Output::None | Output::Invalid(_) => {
-                let _ = (ms, config, connection);
+                let _ = (step, config, connection);
                 PublishReport::default()
             }
         };
