@@ -105,7 +105,8 @@ impl Meter for LongTaskTimerCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let (active, total_ns) = self.running(self.clock.monotonic_time());
         push(out, &ids[0], active as f64);
-        push(out, &ids[1], total_ns as f64 * 1e-9);
+        // Divided, not multiplied by 1e-9: whole seconds stay whole.
+        push(out, &ids[1], total_ns as f64 / 1e9);
         // Active while a task runs (a running task also holds the meter).
         if active > 0 {
             poll.now_ms
