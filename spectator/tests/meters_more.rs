@@ -95,7 +95,10 @@ fn monotonic_counter_keeps_an_existing_statistic_tag() {
     m.set(1.0);
     r.measurements();
     m.set(3.0);
-    assert_eq!(polled(&r), [("x:statistic=totalTime".to_owned(), Op::Add, 2.0)]);
+    assert_eq!(
+        polled(&r),
+        [("x:statistic=totalTime".to_owned(), Op::Add, 2.0)]
+    );
 }
 
 // ---- AgeGauge ----
@@ -201,7 +204,10 @@ fn gauge_with_ttl_on_an_id_registered_as_a_plain_gauge_sets_its_ttl() {
     assert_eq!(r.len(), 1, "one gauge for the id");
     assert_eq!(with_ttl.get(), 1.0);
     clock.advance(Duration::from_secs(6));
-    assert!(r.measurements().is_empty(), "the 5 s TTL applies to the gauge");
+    assert!(
+        r.measurements().is_empty(),
+        "the 5 s TTL applies to the gauge"
+    );
     // A plain lookup later keeps the TTL; another gauge_with_ttl replaces it.
     r.gauge("g", &[]).set(2.0);
     clock.advance(Duration::from_secs(6));
@@ -373,17 +379,20 @@ fn polled_gauge_samples_at_each_poll_and_goes_once_the_source_is_dropped() {
     });
     assert_eq!(
         polled(&r),
-        [(
-            "pool.size:pool=db,statistic=gauge".to_owned(),
-            Op::Max,
-            3.0
-        )]
+        [("pool.size:pool=db,statistic=gauge".to_owned(), Op::Max, 3.0)]
     );
     source.store(8, Ordering::Relaxed);
     assert_eq!(polled(&r)[0].2, 8.0);
-    assert_eq!(Arc::strong_count(&source), 1, "the registry holds a Weak only");
+    assert_eq!(
+        Arc::strong_count(&source),
+        1,
+        "the registry holds a Weak only"
+    );
     drop(source);
-    assert!(r.measurements().is_empty(), "dropped between polls: nothing");
+    assert!(
+        r.measurements().is_empty(),
+        "dropped between polls: nothing"
+    );
     assert_eq!(r.len(), 1);
     clock.advance(16 * MINUTE);
     r.measurements();
@@ -410,7 +419,10 @@ fn polled_gauge_function_that_panics_or_returns_nan_reports_nothing() {
     r.polled_gauge("boom", &[], &s, |_| panic!("source failure"));
     r.polled_gauge("nan", &[], &s, |_| f64::NAN);
     r.polled_gauge("ok", &[], &s, |_| 1.0);
-    assert_eq!(polled(&r), [("ok:statistic=gauge".to_owned(), Op::Max, 1.0)]);
+    assert_eq!(
+        polled(&r),
+        [("ok:statistic=gauge".to_owned(), Op::Max, 1.0)]
+    );
     // Nothing was poisoned: the next poll works the same.
     assert_eq!(polled(&r).len(), 1);
 }
@@ -554,7 +566,13 @@ fn percentile_summary_bad_ranges_are_fixed_never_a_panic() {
         ("nan-min", f64::NAN, 50.0, 0, 50),
         ("nan-max", 5.0, f64::NAN, 5, i64::MAX as u64),
         ("negative", -10.0, -1.0, 0, 0),
-        ("infinite", f64::NEG_INFINITY, f64::INFINITY, 0, i64::MAX as u64),
+        (
+            "infinite",
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            0,
+            i64::MAX as u64,
+        ),
         ("both-nan", f64::NAN, f64::NAN, 0, i64::MAX as u64),
     ];
     for (name, min, max, low, high) in cases {
@@ -668,7 +686,10 @@ fn tag_value_limit_hit_from_4_threads_keeps_exactly_max_values() {
     let limited = find(&ms, "spectator.meters:id=limited,statistic=count")
         .unwrap()
         .value;
-    assert_eq!(limited, others, "every value sent as --others-- was counted");
+    assert_eq!(
+        limited, others,
+        "every value sent as --others-- was counted"
+    );
 }
 
 #[test]
@@ -680,7 +701,8 @@ fn tag_value_limit_of_zero_sends_every_value_as_others_and_later_limits_replace(
         .build();
     r.counter("z", &[("k", "a"), ("j", "x")]).increment();
     r.counter("z", &[("k", "b"), ("j", "y")]).increment();
-    r.counter("z", &[("k", "--others--"), ("j", "x")]).increment();
+    r.counter("z", &[("k", "--others--"), ("j", "x")])
+        .increment();
     let ms = r.measurements();
     assert_eq!(
         find(&ms, "z:j=x,k=--others--,statistic=count").map(|m| m.value),
@@ -706,7 +728,10 @@ fn new_kinds_conflict_like_the_others() {
     let s = Arc::new(1.0);
     r.polled_gauge("dup", &[], &s, |v| *v);
     c.increment();
-    assert_eq!(polled(&r), [("dup:statistic=count".to_owned(), Op::Add, 1.0)]);
+    assert_eq!(
+        polled(&r),
+        [("dup:statistic=count".to_owned(), Op::Add, 1.0)]
+    );
     assert_eq!(r.len(), 1);
 }
 

@@ -188,7 +188,9 @@ impl LongTask {
     /// How long the task has been running.
     pub fn elapsed(&self) -> Duration {
         match &self.core {
-            Some(core) => Duration::from_nanos(core.clock.monotonic_time().saturating_sub(self.start)),
+            Some(core) => {
+                Duration::from_nanos(core.clock.monotonic_time().saturating_sub(self.start))
+            }
             None => Duration::ZERO,
         }
     }

@@ -33,7 +33,9 @@ pub use long_task_timer::{LongTask, LongTaskTimer};
 pub use max_gauge::MaxGauge;
 pub use monotonic_counter::MonotonicCounter;
 pub use percentile_distribution_summary::PercentileDistributionSummary;
-pub(crate) use percentile_distribution_summary::{bucket_range as summary_bucket_range, PercentileSummaryCore};
+pub(crate) use percentile_distribution_summary::{
+    bucket_range as summary_bucket_range, PercentileSummaryCore,
+};
 pub use percentile_timer::PercentileTimer;
 pub(crate) use percentile_timer::{bucket_range as timer_bucket_range, PercentileTimerCore};
 pub(crate) use polled::{source, PolledGauge, PolledMonotonicCounter};

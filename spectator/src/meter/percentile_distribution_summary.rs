@@ -62,7 +62,13 @@ impl Default for PercentileSummaryCore {
 /// becomes 0 and a NaN `max` `i64::MAX`; bounds are clamped to `0 ..= i64::MAX` (negative
 /// amounts are not recorded anyway); a `min` above `max` is swapped with it.
 pub(crate) fn bucket_range(name: &str, min: f64, max: f64) -> (f64, f64) {
-    let fix = |v: f64, nan: f64| if v.is_nan() { nan } else { v.clamp(0.0, MAX_AMOUNT) };
+    let fix = |v: f64, nan: f64| {
+        if v.is_nan() {
+            nan
+        } else {
+            v.clamp(0.0, MAX_AMOUNT)
+        }
+    };
     let (mut lo, mut hi) = (fix(min, 0.0), fix(max, MAX_AMOUNT));
     if lo.to_bits() != min.to_bits() || hi.to_bits() != max.to_bits() {
         warn_limited!(target: "spectator::registry", name, min, max, used_min = lo, used_max = hi,
@@ -80,7 +86,11 @@ impl PercentileSummaryCore {
     /// A core that clamps to `min ..= max` for bucketing, as made by [`bucket_range`].
     pub(crate) fn with_range(min: f64, max: f64) -> Self {
         // Never a panic in `clamp` when recording, whatever the caller passed.
-        let (min, max) = if min <= max { (min, max) } else { (0.0, MAX_AMOUNT) };
+        let (min, max) = if min <= max {
+            (min, max)
+        } else {
+            (0.0, MAX_AMOUNT)
+        };
         PercentileSummaryCore {
             summary: SummaryCore::default(),
             bucket_ids: BucketIds::new('D'),

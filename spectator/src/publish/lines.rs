@@ -336,11 +336,11 @@ impl LineOutput {
     /// `TYPE:NAME,K=V,…:` for `id`: its tags and the common ones, sorted by key, the id's
     /// value winning for a key in both.
     fn prefix(&self, kind: char, id: &Id) -> String {
-        let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
-            id.tags()
-                .filter(|(k, _)| *k != "name")
-                .map(|(k, v)| (sanitize(k), sanitize(v)))
-                .collect();
+        let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = id
+            .tags()
+            .filter(|(k, _)| *k != "name")
+            .map(|(k, v)| (sanitize(k), sanitize(v)))
+            .collect();
         for (k, v) in &self.common {
             if !tags.iter().any(|(tk, _)| tk == k) {
                 tags.push((k.as_str().into(), v.as_str().into()));
