@@ -123,6 +123,50 @@ fn other_new_kinds_are_ordinary_lines() {
 }
 
 #[test]
+fn gauge_with_ttl_is_a_g_line_with_the_seconds_left() {
+    let rt = runtime();
+    let clock = ManualClock::new(T0, 0);
+    let r = lines_registry(&clock);
+    let g = r.gauge_with_ttl("queue.size", &[], Duration::from_secs(30));
+    r.gauge("plain", &[]).set(2.0);
+    g.set(4.0);
+    clock.advance(Duration::from_secs(10));
+    rt.block_on(r.publish());
+    assert_eq!(
+        user_lines(&r),
+        [
+            "g,20:queue.size,statistic=gauge:4",
+            "g:plain,statistic=gauge:2"
+        ]
+    );
+    clock.advance(Duration::from_millis(19_500));
+    rt.block_on(r.publish());
+    assert_eq!(
+        user_lines(&r),
+        [
+            "g,1:queue.size,statistic=gauge:4",
+            "g:plain,statistic=gauge:2"
+        ]
+    );
+    clock.advance(Duration::from_secs(1));
+    rt.block_on(r.publish());
+    assert_eq!(
+        user_lines(&r),
+        ["g:plain,statistic=gauge:2"],
+        "stale: not sent"
+    );
+    g.set(5.0);
+    rt.block_on(r.publish());
+    assert_eq!(
+        user_lines(&r),
+        [
+            "g,30:queue.size,statistic=gauge:5",
+            "g:plain,statistic=gauge:2"
+        ]
+    );
+}
+
+#[test]
 fn age_gauge_reaches_atlas_as_gauge_seconds() {
     let rt = runtime();
     let agg = Aggregator::start().unwrap();

@@ -237,7 +237,9 @@ impl Registry {
     /// latest call wins. [`gauge`](Registry::gauge) for the same id returns the same gauge
     /// and leaves its TTL as it is (spectatord treats `g,TTL:` and `g:` lines the same way).
     /// An unowned gauge whose TTL is longer than the meter TTL is kept until its TTL ends.
-    /// Over the spectatord output the gauge is sent as usual: each step while it is fresh.
+    /// Over the spectatord output it is sent at each step while fresh as a `g,SECONDS:` line,
+    /// SECONDS being what is left of its TTL, so that spectatord stops reporting it when this
+    /// registry does.
     ///
     /// ```
     /// use spectator::{ManualClock, Registry};
@@ -540,12 +542,12 @@ impl Registry {
         };
         let snapshot = self.inner.snapshot.load_full();
         let mut out = Vec::with_capacity(snapshot.len());
-        let mut ages = Vec::new();
+        let mut hints = Vec::new();
         let mut idle = Vec::new();
         for (id, entry) in snapshot.entries() {
             let updated = entry.core.measure(&entry.ids, &poll, &mut out);
-            if let Some(since) = entry.core.age_since(&poll) {
-                ages.push((entry.ids[0].clone(), since));
+            if let Some(hint) = entry.core.line_hint(&poll) {
+                hints.push((entry.ids[0].clone(), hint));
             }
             entry.last_active.fetch_max(updated, Ordering::Relaxed);
             if updated < now && is_expired(entry, now, ttl) {
@@ -559,7 +561,7 @@ impl Registry {
         self.compact();
         Step {
             measurements: out,
-            ages,
+            hints,
         }
     }
 

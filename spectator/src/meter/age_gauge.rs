@@ -1,6 +1,6 @@
 //! Age gauge: seconds since something last happened ("time since last success").
 
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{default_stat_id, push, LineHint, Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
 use crate::measurement::Measurement;
@@ -83,8 +83,9 @@ impl Meter for AgeGaugeCore {
         false
     }
 
-    fn age_since(&self, poll: &Poll) -> Option<u64> {
-        self.set_at().map(|ms| ms.min(poll.now_ms))
+    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+        let since_ms = self.set_at()?.min(poll.now_ms);
+        Some(LineHint::Age { since_ms })
     }
 }
 

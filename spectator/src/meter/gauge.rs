@@ -1,7 +1,7 @@
 //! Gauge: the last value of something, reported while it is fresh.
 
 use super::atomic::AtomicF64;
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{default_stat_id, push, LineHint, Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
 use crate::measurement::Measurement;
@@ -95,6 +95,19 @@ impl Meter for GaugeCore {
             return 0; // never set
         }
         set_at.saturating_add(ttl.saturating_sub(poll.gauge_ttl_ms))
+    }
+
+    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+        let ttl = self.ttl_ms.load(Ordering::Relaxed);
+        if ttl == REGISTRY_TTL {
+            return None;
+        }
+        let set_at = self.set_at.load(Ordering::Relaxed);
+        let left_ms = set_at.saturating_add(ttl).saturating_sub(poll.now_ms);
+        // spectatord takes whole seconds, at least 1.
+        Some(LineHint::GaugeTtl {
+            seconds: left_ms.div_ceil(1000).max(1),
+        })
     }
 }
 

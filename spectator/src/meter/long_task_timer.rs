@@ -24,7 +24,7 @@ const FREE: u64 = u64::MAX;
 /// one slot (an atomic start time) from start to stop, taken with one compare-and-swap, so a
 /// poll sees each task whole; a further block of 64 slots is allocated once when all are busy.
 ///
-/// Spectator Java's `LongTaskTimer`, spectator-py's `LongTaskTimer` pattern.
+/// Spectator Java's `LongTaskTimer` (`com.netflix.spectator.api.patterns`).
 ///
 /// ```
 /// use spectator::{ManualClock, Registry};

@@ -94,13 +94,24 @@ pub(crate) trait Meter: AsAny + Send + Sync + 'static {
         true
     }
 
-    /// For an age gauge: the wall time (ms since the epoch) its age counts from, at most
-    /// `poll.now_ms`; `None` for every other meter and for an age gauge never set. The
-    /// spectatord output sends it as an `A:` line in place of the gauge's measurement.
-    fn age_since(&self, poll: &Poll) -> Option<u64> {
+    /// How the spectatord output should send this meter's measurement at `poll`, when not as
+    /// the measurement alone says (see [`LineHint`]).
+    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
         let _ = poll;
         None
     }
+}
+
+/// What the spectatord output needs to know about a meter beyond its measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineHint {
+    /// An age gauge that was set: sent as an `A:` line carrying this wall time (ms since the
+    /// epoch, at most the poll's) instead of its `gauge` measurement, so that spectatord
+    /// computes the age itself and keeps it growing.
+    Age { since_ms: u64 },
+    /// A gauge with its own TTL: sent as `g,SECONDS:` with the seconds it has left, so that
+    /// spectatord stops reporting it when this registry does.
+    GaugeTtl { seconds: u64 },
 }
 
 /// One poll of the registry, as handed to an output.
@@ -109,11 +120,9 @@ pub(crate) struct Step {
     /// Everything measured: what [`Registry::measurements`](crate::Registry::measurements)
     /// returns and the Atlas output sends (an age gauge's `gauge` = its age in seconds).
     pub(crate) measurements: Vec<Measurement>,
-    /// The age gauges that were set: each one's `statistic=gauge` id (as in `measurements`)
-    /// and the wall time (ms) its age counts from. The spectatord output sends these as `A:`
-    /// lines instead of the ages in `measurements`, so that spectatord keeps the age growing
-    /// by itself.
-    pub(crate) ages: Vec<(Id, u64)>,
+    /// For the spectatord output: how to send the measurements of some meters (age gauges,
+    /// gauges with their own TTL), by the id of their measurement (`ids[0]`).
+    pub(crate) hints: Vec<(Id, LineHint)>,
 }
 
 /// `Arc<dyn Meter>` back to its concrete core (a shim until trait upcasting is in the

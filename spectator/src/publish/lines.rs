@@ -19,7 +19,9 @@
 //!   step: its value is the time of the last set in seconds since the epoch (spectatord reads
 //!   `0` as "now", so a set at the epoch itself is sent as 0.001), and spectatord reports the
 //!   age from it, growing on its own even once this process is gone. Sending it again at
-//!   each step is idempotent, and survives a lost datagram or a restarted spectatord.
+//!   each step is idempotent, and survives a lost datagram or a restarted spectatord;
+//! - a gauge with its own TTL is a `g,SECONDS:` line, SECONDS being what is left of its TTL
+//!   (at least 1), so that spectatord stops reporting it when the registry does.
 //!
 //! Common tags: those set explicitly (builder, `SPECTATOR_COMMON_TAGS`) and `nf.container` /
 //! `nf.process` go on every line; the other `nf.*` infrastructure tags are left to spectatord,
@@ -42,6 +44,7 @@ use std::sync::Mutex;
 use crate::config::{Config, Location};
 use crate::id::Id;
 use crate::measurement::{Measurement, Op};
+use crate::meter::LineHint;
 use crate::rules::{is_infra_key, sanitize};
 use crate::sync::lock;
 
@@ -153,27 +156,45 @@ impl LineOutput {
         self.send_step(ms, &[])
     }
 
-    /// Formats and sends one step: `ms`, but for the age gauges in `ages` (id, and the wall
-    /// time in ms their age counts from), which are `A:` lines instead.
-    pub(crate) fn send_step(&self, ms: Vec<Measurement>, ages: &[(Id, u64)]) -> PublishReport {
+    /// Formats and sends one step: `ms`, each as its type says unless `hints` (by id) say
+    /// otherwise: an age gauge is an `A:` line instead of its measurement, a gauge with a TTL
+    /// a `g,SECONDS:` line.
+    pub(crate) fn send_step(
+        &self,
+        ms: Vec<Measurement>,
+        hints: &[(Id, LineHint)],
+    ) -> PublishReport {
         let mut report = PublishReport::default();
         let mut lines: Vec<String> = Vec::with_capacity(ms.len());
-        for (id, since_ms) in ages {
-            let mut line = self.prefix('A', id);
-            // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
-            write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
-            lines.push(line);
+        let hinted: HashMap<&Id, LineHint> = hints.iter().map(|(id, h)| (id, *h)).collect();
+        for (id, hint) in hints {
+            if let LineHint::Age { since_ms } = hint {
+                let mut line = self.prefix("A", id);
+                // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
+                write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
+                lines.push(line);
+            }
         }
-        let is_age = |m: &Measurement| !ages.is_empty() && ages.iter().any(|(id, _)| *id == m.id);
         {
             let mut cache = lock(&self.prefixes);
             cache.step += 1;
             let step = cache.step;
-            for m in ms.iter().filter(|m| !is_age(m)) {
-                let (prefix, used) = cache
-                    .lines
-                    .entry(m.id.clone())
-                    .or_insert_with(|| (self.prefix(line_type(m), &m.id).into_boxed_str(), step));
+            for m in &ms {
+                match hinted.get(&m.id) {
+                    None => {}
+                    Some(LineHint::Age { .. }) => continue, // sent above
+                    Some(LineHint::GaugeTtl { seconds }) => {
+                        // Not cached: the TTL left changes at every step.
+                        let mut line = self.prefix(&format!("{},{seconds}", line_type(m)), &m.id);
+                        write_value(&mut line, m.value);
+                        lines.push(line);
+                        continue;
+                    }
+                }
+                let (prefix, used) = cache.lines.entry(m.id.clone()).or_insert_with(|| {
+                    let kind = line_type(m).to_string();
+                    (self.prefix(&kind, &m.id).into_boxed_str(), step)
+                });
                 *used = step;
                 let mut line = String::with_capacity(prefix.len() + 24);
                 line.push_str(prefix);
@@ -335,7 +356,7 @@ impl LineOutput {
 
     /// `TYPE:NAME,K=V,…:` for `id`: its tags and the common ones, sorted by key, the id's
     /// value winning for a key in both.
-    fn prefix(&self, kind: char, id: &Id) -> String {
+    fn prefix(&self, kind: &str, id: &Id) -> String {
         let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = id
             .tags()
             .filter(|(k, _)| *k != "name")
@@ -349,7 +370,7 @@ impl LineOutput {
         tags.sort();
         tags.dedup_by(|a, b| a.0 == b.0);
         let mut line = String::with_capacity(64);
-        line.push(kind);
+        line.push_str(kind);
         line.push(':');
         line.push_str(&sanitize(id.name()));
         for (k, v) in &tags {

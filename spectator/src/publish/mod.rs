@@ -202,7 +202,8 @@ impl Output {
     }
 
     /// Sends one step (common tags not yet applied). The Atlas output sends its
-    /// measurements; the spectatord output sends its age gauges as `A:` lines.
+    /// measurements; the spectatord output follows its line hints (age gauges as `A:` lines,
+    /// gauges with a TTL as `g,TTL:` lines).
     pub(crate) async fn send(
         &self,
         step: Step,
@@ -212,7 +213,7 @@ impl Output {
         let report = match self {
             #[cfg(feature = "atlas")]
             Output::Atlas(a) => a.send(step.measurements, config, connection).await,
-            Output::Lines(l) => l.send_step(step.measurements, &step.ages),
+            Output::Lines(l) => l.send_step(step.measurements, &step.hints),
             Output::None | Output::Invalid(_) => {
                 let _ = (step, config, connection);
                 PublishReport::default()
