@@ -478,6 +478,10 @@ impl Registry {
     /// `Ok(id)` when no tag value of `id` is past its limit (the value is then kept if it is
     /// new), else `Err` with those values replaced by [`OTHERS`].
     fn limit_tags(&self, id: Id) -> Result<Id, Id> {
+        // The registry's own meters are never limited (counting a limit is one of them).
+        if self.inner.limits.is_empty() || id.name().starts_with("spectator.") {
+            return Ok(id);
+        }
         let mut limited: Option<Id> = None;
         for limit in self.inner.limits.iter().filter(|l| l.name == id.name()) {
             let current = limited.as_ref().unwrap_or(&id);
@@ -810,7 +814,8 @@ impl RegistryBuilder {
     /// even after its meter expired. Looking up a value past the limit is slower (it takes the
     /// limit's lock and builds the `--others--` id at each call): cache the handle where you
     /// can. Several limits may apply to one name (one per key); a second limit for the same
-    /// name and key replaces the first. `max = 0` sends every value as `--others--`.
+    /// name and key replaces the first. `max = 0` sends every value as `--others--`. The
+    /// registry's own `spectator.*` meters are not limited.
     ///
     /// ```
     /// let registry = spectator::Registry::builder()
