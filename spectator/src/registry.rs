@@ -27,10 +27,10 @@ use crate::id::{Id, IdRef};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
-    for_each_meter_kind, source, summary_bucket_range, timer_bucket_range, AgeGauge, Counter,
-    DistributionSummary, Gauge, LongTaskTimer, MaxGauge, Meter, MeterKind, MonotonicCounter,
-    PercentileDistributionSummary, PercentileSummaryCore, PercentileTimer, PercentileTimerCore,
-    Poll, PolledGauge, PolledMonotonicCounter, Step, Timer,
+    for_each_meter_kind, polled_source, summary_bucket_range, timer_bucket_range, AgeGauge,
+    Counter, DistributionSummary, Gauge, LongTaskTimer, MaxGauge, Meter, MeterKind,
+    MonotonicCounter, PercentileDistributionSummary, PercentileSummaryCore, PercentileTimer,
+    PercentileTimerCore, Poll, PolledGauge, PolledMonotonicCounter, Step, Timer,
 };
 use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport, Publisher};
 use crate::sync::retire::{handle_is_live, try_retire};
@@ -284,11 +284,11 @@ impl Registry {
         &self,
         name: &str,
         tags: &[(&str, &str)],
-        source_object: &Arc<T>,
+        source: &Arc<T>,
         f: impl Fn(&T) -> f64 + Send + Sync + 'static,
     ) {
         let m: PolledGauge = self.meter(name, tags);
-        m.core.polled.set_source(source(source_object, f));
+        m.core.polled.set_source(polled_source(source, f));
     }
 
     /// Registers a monotonic counter sampled at each poll: as a
@@ -312,11 +312,11 @@ impl Registry {
         &self,
         name: &str,
         tags: &[(&str, &str)],
-        source_object: &Arc<T>,
+        source: &Arc<T>,
         f: impl Fn(&T) -> f64 + Send + Sync + 'static,
     ) {
         let m: PolledMonotonicCounter = self.meter(name, tags);
-        m.core.polled.set_source(source(source_object, f));
+        m.core.polled.set_source(polled_source(source, f));
     }
 
     /// The percentile timer for `name` and `tags`, bucketing durations clamped to

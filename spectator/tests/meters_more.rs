@@ -305,6 +305,7 @@ fn long_task_timer_concurrent_start_and_stop_from_4_threads_is_exact() {
     let stop_polling = Arc::new(AtomicU64::new(0));
     let poller = {
         let t = t.clone();
+        let r = r.clone();
         let stop = stop_polling.clone();
         std::thread::spawn(move || {
             let mut polls = 0u64;
@@ -313,6 +314,15 @@ fn long_task_timer_concurrent_start_and_stop_from_4_threads_is_exact() {
                 assert!(active <= (THREADS * PER_THREAD) as u64, "{active}");
                 // The clock does not move while the threads run: nothing has any age yet.
                 assert_eq!(t.duration(), Duration::ZERO);
+                // The registry's poll sees the same: a whole count, never negative, no time.
+                let ms = r.measurements();
+                let active = ms[0].value;
+                assert!(
+                    active >= 0.0 && active <= (THREADS * PER_THREAD) as f64,
+                    "{ms:?}"
+                );
+                assert_eq!(active.fract(), 0.0);
+                assert_eq!(ms[1].value, 0.0);
                 polls += 1;
             }
             polls

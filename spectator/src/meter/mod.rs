@@ -8,7 +8,10 @@
 //! A kind lives in one file that holds its handle, its shared core, an `impl Meter` for the
 //! core (what it reports at a poll) and an `impl MeterKind` for the handle (how it is created
 //! and which ids it reports under). Then it gets one line in [`for_each_meter_kind!`], which
-//! generates the registry's accessors and the macros' call-site support.
+//! generates the registry's accessors and the macros' call-site support. A kind that must not
+//! expire, or that the spectatord output sends differently, says so in its `impl Meter`
+//! ([`Meter::expires`], [`Meter::line_hint`]). A kind with creation settings (a range) or no
+//! handle (polled meters) gets its own registry method instead of a list line.
 
 mod age_gauge;
 pub(crate) mod atomic;
@@ -38,7 +41,7 @@ pub(crate) use percentile_distribution_summary::{
 };
 pub use percentile_timer::PercentileTimer;
 pub(crate) use percentile_timer::{bucket_range as timer_bucket_range, PercentileTimerCore};
-pub(crate) use polled::{source, PolledGauge, PolledMonotonicCounter};
+pub(crate) use polled::{source as polled_source, PolledGauge, PolledMonotonicCounter};
 pub use timer::{Stopwatch, Timer};
 
 use crate::clock::Clock;

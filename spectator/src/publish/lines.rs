@@ -21,7 +21,8 @@
 //!   age from it, growing on its own even once this process is gone. Sending it again at
 //!   each step is idempotent, and survives a lost datagram or a restarted spectatord;
 //! - a gauge with its own TTL is a `g,SECONDS:` line, SECONDS being what is left of its TTL
-//!   (at least 1), so that spectatord stops reporting it when the registry does.
+//!   (at least 1; spectatord itself keeps a gauge at least 5 s), so that spectatord stops
+//!   reporting it when the registry does.
 //!
 //! Common tags: those set explicitly (builder, `SPECTATOR_COMMON_TAGS`) and `nf.container` /
 //! `nf.process` go on every line; the other `nf.*` infrastructure tags are left to spectatord,
