@@ -49,11 +49,7 @@ impl CounterCore {
 
 impl Meter for CounterCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        if push(out, &ids[0], self.take()) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(push(out, &ids[0], self.take()))
     }
 }
 

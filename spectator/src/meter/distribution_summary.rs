@@ -54,11 +54,7 @@ pub(crate) fn accepts(v: f64) -> bool {
 
 impl Meter for SummaryCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        if self.stats.measure(ids, AS_RECORDED, |_| {}, out) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(self.stats.measure(ids, AS_RECORDED, |_| {}, out))
     }
 }
 

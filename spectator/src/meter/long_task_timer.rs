@@ -108,11 +108,7 @@ impl Meter for LongTaskTimerCore {
         // Divided, not multiplied by 1e-9: whole seconds stay whole.
         push(out, &ids[1], total_ns as f64 / 1e9);
         // Active while a task runs (a running task also holds the meter).
-        if active > 0 {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(active > 0)
     }
 }
 

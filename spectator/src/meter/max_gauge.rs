@@ -31,11 +31,7 @@ pub(crate) struct MaxGaugeCore {
 
 impl Meter for MaxGaugeCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        if push(out, &ids[0], self.max.take()) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(push(out, &ids[0], self.max.take()))
     }
 }
 

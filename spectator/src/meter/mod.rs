@@ -81,6 +81,18 @@ pub(crate) struct Poll {
     pub(crate) gauge_ttl_ms: u64,
 }
 
+impl Poll {
+    /// What [`Meter::measure`] returns for a meter that was `active` in the interval: the
+    /// poll's time if so, else 0 (not known to be updated).
+    pub(crate) fn updated_if(&self, active: bool) -> u64 {
+        if active {
+            self.now_ms
+        } else {
+            0
+        }
+    }
+}
+
 /// The registry's view of a meter: the shared state behind every handle of one id.
 ///
 /// Java Spectator's `Meter.measure()`: each kind says what it reports, in its own file.

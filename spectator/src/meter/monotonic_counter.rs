@@ -93,11 +93,7 @@ impl Meter for MonotonicCounterCore {
         if sample.is_nan() {
             return 0;
         }
-        if push(out, &ids[0], self.delta.take(sample)) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(push(out, &ids[0], self.delta.take(sample)))
     }
 }
 

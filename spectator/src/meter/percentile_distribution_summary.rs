@@ -108,11 +108,7 @@ impl PercentileSummaryCore {
 impl Meter for PercentileSummaryCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.summary.stats;
-        if stats.measure_with_buckets(ids, AS_RECORDED, &self.bucket_ids, out) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(stats.measure_with_buckets(ids, AS_RECORDED, &self.bucket_ids, out))
     }
 }
 

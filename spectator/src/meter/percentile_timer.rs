@@ -109,11 +109,7 @@ impl TimeSink for PercentileTimerCore {
 impl Meter for PercentileTimerCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.timer.stats;
-        if stats.measure_with_buckets(ids, NANOS_TO_SECONDS, &self.bucket_ids, out) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(stats.measure_with_buckets(ids, NANOS_TO_SECONDS, &self.bucket_ids, out))
     }
 }
 

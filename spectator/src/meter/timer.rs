@@ -63,11 +63,7 @@ impl<X: Extra> TimerCore<X> {
 
 impl Meter for TimerCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        if self.stats.measure(ids, NANOS_TO_SECONDS, |_| {}, out) {
-            poll.now_ms
-        } else {
-            0
-        }
+        poll.updated_if(self.stats.measure(ids, NANOS_TO_SECONDS, |_| {}, out))
     }
 }
 
