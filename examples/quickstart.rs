@@ -162,6 +162,10 @@ pub fn run(duration: Duration) -> Summary {
     if std::env::var_os("SPECTATOR_FREQUENCY").is_none() {
         std::env::set_var("SPECTATOR_FREQUENCY", "1");
     }
+    // Process and tokio runtime metrics (rust.*, tokio.*), polled at each step.
+    if std::env::var_os("SPECTATOR_RUNTIME_METRICS").is_none() {
+        std::env::set_var("SPECTATOR_RUNTIME_METRICS", "process,tokio");
+    }
 
     // 2. The first use of the global registry reads the environment and starts publishing.
     //    (If SPECTATOR_DISABLE_AUTO_START_GLOBAL is set, start it here; otherwise this start()

@@ -48,6 +48,14 @@ pub struct Config {
     /// reports nothing, and `spectator.meters{id=refused}` counts the refusals: a runaway
     /// loop of distinct ids cannot exhaust memory. Self-metrics (`spectator.*`) are exempt.
     pub max_meters: usize,
+    /// Whether [`global()`](crate::global) registers the process metrics
+    /// ([`runtime::register_process_metrics`](crate::runtime::register_process_metrics)).
+    /// `SPECTATOR_RUNTIME_METRICS` containing `process`; default off.
+    pub process_metrics: bool,
+    /// Whether [`global()`](crate::global) registers the metrics of the tokio runtime it is
+    /// first used on ([`runtime::register_tokio_metrics`](crate::runtime::register_tokio_metrics)).
+    /// `SPECTATOR_RUNTIME_METRICS` containing `tokio`; default off.
+    pub tokio_metrics: bool,
 }
 
 impl Default for Config {
@@ -61,6 +69,8 @@ impl Default for Config {
             common_tags: Vec::new(),
             meter_ttl: Duration::from_secs(15 * 60),
             max_meters: 100_000,
+            process_metrics: false,
+            tokio_metrics: false,
         }
     }
 }
@@ -133,6 +143,7 @@ const ENV_VARIABLES: &[&str] = &[
     "SPECTATOR_TIMEOUT",
     "SPECTATOR_COMMON_TAGS",
     "SPECTATOR_MAX_METERS",
+    "SPECTATOR_RUNTIME_METRICS",
     "NETFLIX_APP",
     "NETFLIX_CLUSTER",
     "NETFLIX_AUTO_SCALE_GROUP",
@@ -183,6 +194,7 @@ impl Config {
     /// | `SPECTATOR_BATCH_SIZE` | measurements per POST, a positive integer | 10000 |
     /// | `SPECTATOR_TIMEOUT` | connect and request timeout in seconds, a positive decimal, at most one day | 1 |
     /// | `SPECTATOR_COMMON_TAGS` | `k=v,k2=v2`: extra tags on every measurement | none |
+    /// | `SPECTATOR_RUNTIME_METRICS` | runtime metrics for [`global()`](crate::global): `process`, `tokio` or `process,tokio` (see [`crate::runtime`]) | none |
     /// | `SPECTATOR_MAX_METERS` | most meters the registry holds ([`Config::max_meters`]), a positive integer | 100000 |
     ///
     /// The Netflix variables in [`Config::NETFLIX_ENV_TAGS`] add `nf.*` common tags
@@ -251,6 +263,21 @@ impl Config {
         }
         if let Some(v) = get("SPECTATOR_MAX_METERS") {
             config.max_meters = parse_count("SPECTATOR_MAX_METERS", &v)?;
+        }
+        if let Some(v) = get("SPECTATOR_RUNTIME_METRICS") {
+            for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                match item {
+                    "process" => config.process_metrics = true,
+                    "tokio" => config.tokio_metrics = true,
+                    other => {
+                        return Err(ConfigError::new(
+                            "SPECTATOR_RUNTIME_METRICS",
+                            &v,
+                            format!("{other:?} is not one of process, tokio"),
+                        ))
+                    }
+                }
+            }
         }
 
         let mut tags: Vec<(String, String)> = Vec::new();

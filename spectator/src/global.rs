@@ -70,7 +70,19 @@ fn init() -> Registry {
     };
     let auto_start = !matches!(config.location(), Ok(crate::config::Location::None))
         && !flag_set(std::env::var(DISABLE_AUTO_START).ok());
+    let (process, tokio) = (config.process_metrics, config.tokio_metrics);
     let registry = Registry::builder().config(config).build();
+    if process {
+        crate::runtime::register_process_metrics(&registry);
+    }
+    if tokio {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => crate::runtime::register_tokio_metrics(&registry, &handle),
+            Err(_) => tracing::debug!(target: "spectator::init",
+                "SPECTATOR_RUNTIME_METRICS has tokio, but global() was first used outside a \
+                 tokio runtime: no tokio metrics"),
+        }
+    }
     if auto_start {
         match registry.start_at(LoopPlace::OwnThread) {
             Ok(p) => {

@@ -248,6 +248,7 @@ mod meter;
 mod publish;
 mod registry;
 pub mod rules;
+pub mod runtime;
 mod sync;
 
 #[cfg(all(spectator_loom, test))]

@@ -164,6 +164,8 @@ pub(crate) struct RegistryInner {
     limits: Vec<TagLimit>,
     /// `spectator.meters{id=limited}`: tag values replaced by [`OTHERS`].
     limited: std::sync::OnceLock<Counter>,
+    /// Sources of polled meters that the registry itself keeps alive (runtime metrics).
+    owned_sources: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// The value that replaces a tag value past its limit (Spectator Java's
@@ -317,6 +319,12 @@ impl Registry {
     ) {
         let m: PolledMonotonicCounter = self.meter(name, tags);
         m.core.polled.set_source(polled_source(source, f));
+    }
+
+    /// Keeps `source` alive as long as the registry: for polled meters whose source nobody
+    /// else holds (the runtime metrics).
+    pub(crate) fn own_source(&self, source: Arc<dyn std::any::Any + Send + Sync>) {
+        lock(&self.inner.owned_sources).push(source);
     }
 
     /// The percentile timer for `name` and `tags`, bucketing durations clamped to
@@ -857,6 +865,7 @@ impl RegistryBuilder {
                 refused: std::sync::OnceLock::new(),
                 limits: self.limits,
                 limited: std::sync::OnceLock::new(),
+                owned_sources: Mutex::default(),
             }),
         }
     }
