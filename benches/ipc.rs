@@ -143,7 +143,9 @@ fn no_op_service(c: &mut Criterion) {
     let t = Tally::default();
     let registry = Registry::default();
     let noop = tower::service_fn(|_req: http::Request<Body>| {
-        std::future::ready(Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new())))
+        std::future::ready(Ok::<_, Infallible>(http::Response::new(
+            Empty::<Bytes>::new(),
+        )))
     });
     let mut g = c.benchmark_group("ipc/no-op service");
     bench_service(&mut g, &t, "bare", noop);
@@ -153,7 +155,12 @@ fn no_op_service(c: &mut Criterion) {
         "IpcServerLayer",
         IpcServerLayer::with_registry(registry.clone()).layer(noop),
     );
-    bench_service(&mut g, &t, "axum-prometheus", prometheus_layer().layer(noop));
+    bench_service(
+        &mut g,
+        &t,
+        "axum-prometheus",
+        prometheus_layer().layer(noop),
+    );
     g.finish();
     summary(&t, "no-op service");
 }
@@ -170,7 +177,12 @@ fn axum_router(c: &mut Criterion) {
         "IpcServerLayer",
         router().layer(IpcServerLayer::with_registry(registry.clone())),
     );
-    bench_service(&mut g, &t, "axum-prometheus", router().layer(prometheus_layer()));
+    bench_service(
+        &mut g,
+        &t,
+        "axum-prometheus",
+        router().layer(prometheus_layer()),
+    );
     g.finish();
     summary(&t, "axum router");
 }

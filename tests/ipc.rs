@@ -34,8 +34,14 @@ fn server_calls(registry: &Registry, tags: &[(&str, &str)]) -> u64 {
 fn app(registry: &Registry) -> Router {
     Router::new()
         .route("/ok", get(|| async { "ok" }))
-        .route("/users/{id}", get(|| async { "alice" }).post(|| async { "made" }))
-        .route("/throttled", get(|| async { StatusCode::TOO_MANY_REQUESTS }))
+        .route(
+            "/users/{id}",
+            get(|| async { "alice" }).post(|| async { "made" }),
+        )
+        .route(
+            "/throttled",
+            get(|| async { StatusCode::TOO_MANY_REQUESTS }),
+        )
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/down", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
         .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
@@ -110,7 +116,10 @@ async fn axum_app_through_oneshot() {
     expect_routes(&registry, 2);
 
     // A slow call dropped before its response is `cancelled`, without an http.status.
-    let slow = tokio::time::timeout(Duration::from_millis(50), app.clone().oneshot(get_req("/slow")));
+    let slow = tokio::time::timeout(
+        Duration::from_millis(50),
+        app.clone().oneshot(get_req("/slow")),
+    );
     assert!(slow.await.is_err(), "the slow route answered");
     let cancelled = server_calls(
         &registry,
@@ -143,7 +152,12 @@ async fn axum_app_through_oneshot() {
         .filter(|m| m.id.name() == "ipc.server.inflight" && m.id.tag("statistic") == Some("max"))
         .map(|m| (m.op, m.value))
         .collect::<Vec<_>>();
-    assert!(inflight_max.iter().all(|&(op, v)| op == Op::Max && v == 1.0), "{inflight_max:?}");
+    assert!(
+        inflight_max
+            .iter()
+            .all(|&(op, v)| op == Op::Max && v == 1.0),
+        "{inflight_max:?}"
+    );
     // Every call carries the required tags, consistent with each other.
     for m in polled.iter().filter(|m| m.id.name() == "ipc.server.call") {
         let status = m.id.tag("ipc.status").unwrap();
@@ -363,7 +377,13 @@ async fn grpc_status_in_headers_and_trailers() {
     // The service answers by method: a trailers-only response (grpc-status in the headers),
     // or data then trailers.
     let service = tower::service_fn(|req: http::Request<String>| async move {
-        let method = req.uri().path().rsplit('/').next().unwrap_or("").to_string();
+        let method = req
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
         let response = http::Response::builder()
             .status(200)
             .header("content-type", "application/grpc");
@@ -387,7 +407,10 @@ async fn grpc_status_in_headers_and_trailers() {
         .oneshot(grpc_request("Unavailable"))
         .await
         .unwrap();
-    assert_eq!(grpc_calls(&registry, "Unavailable", Some("200"), "unavailable"), 1);
+    assert_eq!(
+        grpc_calls(&registry, "Unavailable", Some("200"), "unavailable"),
+        1
+    );
     drop(r);
 
     // Status in the trailers: recorded when the body ends, not before.
@@ -403,11 +426,19 @@ async fn grpc_status_in_headers_and_trailers() {
             .oneshot(grpc_request(method))
             .await
             .unwrap();
-        assert_eq!(grpc_calls(&registry, method, Some("200"), status), 0, "{method}");
+        assert_eq!(
+            grpc_calls(&registry, method, Some("200"), status),
+            0,
+            "{method}"
+        );
         let body = r.into_body().collect().await.unwrap();
         let expect_trailers = method != "NoTrailers";
         assert_eq!(body.trailers().is_some(), expect_trailers, "{method}");
-        assert_eq!(grpc_calls(&registry, method, Some("200"), status), 1, "{method}");
+        assert_eq!(
+            grpc_calls(&registry, method, Some("200"), status),
+            1,
+            "{method}"
+        );
     }
 
     // A body dropped before its trailers: the client went away.

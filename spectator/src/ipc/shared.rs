@@ -147,7 +147,11 @@ impl Shared {
     }
 
     fn fixed_slot(&self, slot: u8) -> &Endpoint {
-        let name = if slot == UNKNOWN_SLOT { UNKNOWN } else { OTHERS };
+        let name = if slot == UNKNOWN_SLOT {
+            UNKNOWN
+        } else {
+            OTHERS
+        };
         self.slots[usize::from(slot)].get_or_init(|| self.new_endpoint(name))
     }
 
@@ -299,7 +303,10 @@ impl Shared {
         }
         if p.attempt != NO_ATTEMPT {
             tags.push(("ipc.attempt", ATTEMPTS[usize::from(p.attempt)]));
-            tags.push(("ipc.attempt.final", if p.is_final { "true" } else { "false" }));
+            tags.push((
+                "ipc.attempt.final",
+                if p.is_final { "true" } else { "false" },
+            ));
         }
         self.registry.percentile_timer(self.call_name(), &tags)
     }

@@ -370,7 +370,10 @@ mod tests {
         let io = Wrapper(Box::new(std::io::Error::from(
             std::io::ErrorKind::ConnectionReset,
         )));
-        assert_eq!(IpcStatus::from_client_error(&io), IpcStatus::ConnectionError);
+        assert_eq!(
+            IpcStatus::from_client_error(&io),
+            IpcStatus::ConnectionError
+        );
     }
 
     #[test]
