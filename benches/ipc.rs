@@ -8,8 +8,11 @@
 //! - `ipc/axum router`: the same around an axum `Router` with one route `/users/{id}`, so
 //!   that both layers see the route template (`MatchedPath`).
 //!
-//! Every call is on a warm endpoint (the meters exist). After each group a `summary:` line
-//! gives ns/op (median of the samples) and what each layer adds.
+//! Every call is on a warm endpoint (the meters exist). Each group also times the bare
+//! service with two reads of the registry's clock around each call: the floor of any layer
+//! that times calls (on a loaded VM a clock read can cost more than the rest of the layer).
+//! After each group a `summary:` line gives ns/op (median of the samples) and what each layer
+//! adds.
 //!
 //! `cargo bench --bench ipc -- --warm-up-time 1 --measurement-time 3`
 
@@ -18,7 +21,6 @@ use axum::routing::get;
 use axum::Router;
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use http_body::Body as _;
 use http_body_util::Empty;
 use spectator::ipc::IpcServerLayer;
 use spectator::Registry;
@@ -94,8 +96,24 @@ where
     frames
 }
 
-fn bench_service<S, B>(g: &mut BenchmarkGroup<'_, WallTime>, t: &Tally, name: &str, mut service: S)
+fn bench_service<S, B>(g: &mut BenchmarkGroup<'_, WallTime>, t: &Tally, name: &str, service: S)
 where
+    S: Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+{
+    bench_timed_service(g, t, name, service, None)
+}
+
+/// As [`bench_service`]; with a registry, each call also reads its clock twice, around the
+/// call (the floor of any layer that times calls).
+fn bench_timed_service<S, B>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    t: &Tally,
+    name: &str,
+    mut service: S,
+    clock: Option<&Registry>,
+) where
     S: Service<http::Request<Body>, Response = http::Response<B>>,
     S::Error: std::fmt::Debug,
     B: http_body::Body,
@@ -105,11 +123,21 @@ where
     // Warm the endpoint (and check the service is ready).
     assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     one_call(&mut service, &mut cx);
+    let clock = clock.map(|r| std::sync::Arc::clone(r.clock()));
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                black_box(one_call(&mut service, &mut cx));
+                match &clock {
+                    None => {
+                        black_box(one_call(&mut service, &mut cx));
+                    }
+                    Some(clock) => {
+                        let t0 = clock.monotonic_time();
+                        black_box(one_call(&mut service, &mut cx));
+                        black_box(clock.monotonic_time() - t0);
+                    }
+                }
             }
             let elapsed = start.elapsed();
             t.add(name, elapsed, iters);
@@ -120,12 +148,16 @@ where
 
 fn summary(t: &Tally, group: &str) {
     let bare = t.ns("bare");
+    let clocks = t.ns("bare + 2 clock reads");
     let ipc = t.ns("IpcServerLayer");
     let prom = t.ns("axum-prometheus");
     println!(
-        "summary: {group}: bare {bare:.1} ns, IpcServerLayer {ipc:.1} ns (+{:.1} ns), \
+        "summary: {group}: bare {bare:.1} ns, bare + 2 clock reads {clocks:.1} ns (+{:.1} ns), \
+         IpcServerLayer {ipc:.1} ns (+{:.1} ns, of which {:.1} ns beyond the clock reads), \
          axum-prometheus {prom:.1} ns (+{:.1} ns); added cost ratio ipc/prometheus {:.2}x",
+        clocks - bare,
         ipc - bare,
+        ipc - clocks,
         prom - bare,
         (ipc - bare) / (prom - bare)
     );
@@ -135,8 +167,20 @@ fn prometheus_layer() -> axum_prometheus::PrometheusMetricLayer<'static> {
     use std::sync::OnceLock;
     // The layer installs the global `metrics` recorder: once per process.
     static PAIR: OnceLock<axum_prometheus::PrometheusMetricLayer<'static>> = OnceLock::new();
-    PAIR.get_or_init(|| axum_prometheus::PrometheusMetricLayer::pair().0)
-        .clone()
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        // It spawns its recorder's upkeep task, which needs a tokio runtime. A current-thread
+        // one runs tasks only inside `block_on`, so the task stays out of the measurements.
+        let runtime = RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+        });
+        let _entered = runtime.enter();
+        axum_prometheus::PrometheusMetricLayer::pair().0
+    })
+    .clone()
 }
 
 fn no_op_service(c: &mut Criterion) {
@@ -149,6 +193,7 @@ fn no_op_service(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("ipc/no-op service");
     bench_service(&mut g, &t, "bare", noop);
+    bench_timed_service(&mut g, &t, "bare + 2 clock reads", noop, Some(&registry));
     bench_service(
         &mut g,
         &t,
@@ -171,6 +216,13 @@ fn axum_router(c: &mut Criterion) {
     let router = || Router::new().route("/users/{id}", get(|| std::future::ready("alice")));
     let mut g = c.benchmark_group("ipc/axum router");
     bench_service(&mut g, &t, "bare", router());
+    bench_timed_service(
+        &mut g,
+        &t,
+        "bare + 2 clock reads",
+        router(),
+        Some(&registry),
+    );
     bench_service(
         &mut g,
         &t,

@@ -454,3 +454,41 @@ async fn grpc_status_in_headers_and_trailers() {
     assert_eq!(grpc_calls(&registry, "Busy", Some("200"), "cancelled"), 1);
     assert_eq!(grpc_calls(&registry, "Busy", Some("200"), "throttled"), 1);
 }
+
+#[tokio::test]
+async fn many_tag_combinations_all_counted() {
+    // More status x method combinations than the layer's lock-free table holds: the rest go
+    // to its overflow map, and every call is still counted under its own tags.
+    let registry = Registry::default();
+    let service = tower::service_fn(|req: http::Request<String>| async move {
+        let code: u16 = req.uri().path()[1..].parse().unwrap();
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .status(code)
+                .body(String::new())
+                .unwrap(),
+        )
+    });
+    let layer = IpcServerLayer::with_registry(registry.clone());
+    let methods = [http::Method::GET, http::Method::POST, http::Method::PUT];
+    for round in 0..2 {
+        for code in 100..1000u16 {
+            for m in &methods {
+                let req = http::Request::builder()
+                    .method(m.clone())
+                    .uri(format!("/{code}"))
+                    .body(String::new())
+                    .unwrap();
+                layer.layer(service).oneshot(req).await.unwrap();
+            }
+        }
+        let calls = registry
+            .measurements()
+            .iter()
+            .filter(|m| m.id.name() == "ipc.server.call" && m.id.tag("statistic") == Some("count"))
+            .map(|m| m.value)
+            .collect::<Vec<_>>();
+        assert_eq!(calls.len(), 900 * 3, "round {round}");
+        assert!(calls.iter().all(|&v| v == 1.0), "round {round}");
+    }
+}

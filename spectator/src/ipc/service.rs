@@ -58,8 +58,16 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let (req, pending) = self.shared.start(req);
+        if let Some(f) = &self.shared.config.endpoint_fn {
+            let (req, pending) = self.shared.start_with_fn(&**f, req);
+            return IpcServerFuture {
+                inner: self.inner.call(req),
+                pending: Some(pending),
+            };
+        }
+        let pending = self.shared.begin(&req, None);
         IpcServerFuture {
             inner: self.inner.call(req),
             pending: Some(pending),
@@ -81,8 +89,16 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let (req, pending) = self.shared.start(req);
+        if let Some(f) = &self.shared.config.endpoint_fn {
+            let (req, pending) = self.shared.start_with_fn(&**f, req);
+            return IpcClientFuture {
+                inner: self.inner.call(req),
+                pending: Some(pending),
+            };
+        }
+        let pending = self.shared.begin(&req, None);
         IpcClientFuture {
             inner: self.inner.call(req),
             pending: Some(pending),
@@ -158,6 +174,7 @@ where
 
 /// Records the call for its response, or hands it to the body when the status comes in the
 /// gRPC trailers.
+#[inline]
 fn respond<B>(pending: Option<Pending>, response: http::Response<B>) -> http::Response<IpcBody<B>> {
     let mut body_pending = None;
     if let Some(mut p) = pending {

@@ -2,9 +2,10 @@
 //! in-flight counts and the cache of call timers.
 //!
 //! A call on a warm endpoint reads two atomics and compares a few short strings to find its
-//! endpoint, loads the timer map through `arc-swap` and probes it with a packed `u64` key:
-//! no lock, no allocation, no registry lookup. Only a new endpoint or a new tag combination
-//! takes the layer's mutex and asks the registry.
+//! endpoint, and finds its timer in a fixed open-addressed table keyed by a packed `u64` (one
+//! multiply and, most often, one atomic load): no lock, no allocation, no registry lookup.
+//! Only a new endpoint or a new tag combination takes the layer's mutex and asks the
+//! registry.
 
 use super::status::{
     method_index, protocol_of, status_index, IpcAttempt, IpcStatus, ATTEMPTS, METHODS, PROTOCOLS,
@@ -14,7 +15,6 @@ use super::IpcEndpoint;
 use crate::clock::Clock;
 use crate::meter::{DistributionSummary, PercentileTimer};
 use crate::registry::Registry;
-use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -84,7 +84,77 @@ struct Endpoint {
     summary: DistributionSummary,
 }
 
-type CallMap = HashMap<u64, PercentileTimer, FxBuildHasher>;
+/// Slots of the call table (a power of two). Tag combinations are few per layer (endpoint x
+/// method x status x protocol x attempt): past this many, or after [`MAX_PROBES`] taken
+/// slots, a combination's timer lives in the mutex-guarded overflow map.
+const TABLE_SLOTS: usize = 512;
+const TABLE_BITS: u32 = TABLE_SLOTS.trailing_zeros();
+const MAX_PROBES: usize = 16;
+/// Set in every stored key, so that 0 means "empty".
+const KEY_PRESENT: u64 = 1 << 41;
+
+/// The call timers by packed key: lock-free reads, inserts under the layer's mutex.
+struct CallTable {
+    keys: Box<[AtomicU64]>,
+    timers: Box<[OnceLock<PercentileTimer>]>,
+    /// Combinations that found no free slot (guarded by its own mutex; rare).
+    overflow: Mutex<HashMap<u64, PercentileTimer, FxBuildHasher>>,
+}
+
+impl CallTable {
+    fn new() -> CallTable {
+        CallTable {
+            keys: (0..TABLE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            timers: (0..TABLE_SLOTS).map(|_| OnceLock::new()).collect(),
+            overflow: Mutex::new(HashMap::default()),
+        }
+    }
+
+    #[inline]
+    fn home(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+    }
+
+    /// The timer of `key` (already `| KEY_PRESENT`), if in the table.
+    #[inline]
+    fn get(&self, key: u64) -> Option<&PercentileTimer> {
+        let mut i = Self::home(key);
+        for _ in 0..MAX_PROBES {
+            match self.keys[i].load(Ordering::Acquire) {
+                k if k == key => return self.timers[i].get(),
+                0 => return None,
+                _ => i = (i + 1) & (TABLE_SLOTS - 1),
+            }
+        }
+        None
+    }
+
+    /// Adds `key`; the caller holds the layer's mutex and checked `get` under it.
+    fn insert(&self, key: u64, timer: PercentileTimer) {
+        let mut i = Self::home(key);
+        for _ in 0..MAX_PROBES {
+            if self.keys[i].load(Ordering::Acquire) == 0 {
+                let _ = self.timers[i].set(timer);
+                // Publishes the timer: a reader that sees the key sees the timer.
+                self.keys[i].store(key, Ordering::Release);
+                return;
+            }
+            i = (i + 1) & (TABLE_SLOTS - 1);
+        }
+        self.overflow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, timer);
+    }
+
+    fn overflowed(&self, key: u64) -> Option<PercentileTimer> {
+        self.overflow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+}
 
 pub(crate) struct Shared {
     registry: Registry,
@@ -94,7 +164,7 @@ pub(crate) struct Shared {
     /// `[unknown, --others--, named...]`; named slots are filled in order under `lock`.
     slots: [OnceLock<Endpoint>; SLOTS],
     named: AtomicUsize,
-    calls: ArcSwap<CallMap>,
+    calls: CallTable,
     lock: Mutex<()>,
 }
 
@@ -107,7 +177,7 @@ impl Shared {
             config,
             slots: std::array::from_fn(|_| OnceLock::new()),
             named: AtomicUsize::new(0),
-            calls: ArcSwap::from_pointee(CallMap::default()),
+            calls: CallTable::new(),
             lock: Mutex::new(()),
         }
     }
@@ -201,22 +271,28 @@ impl Shared {
             .map(|i| (FIRST_NAMED + i) as u8)
     }
 
-    /// Starts timing a call: resolves its endpoint, counts it in flight, reads the clock.
-    pub(crate) fn start<B>(self: &Arc<Self>, req: http::Request<B>) -> (http::Request<B>, Pending) {
-        let proto = protocol_of(&req);
-        let (req, slot) = match &self.config.endpoint_fn {
-            Some(f) => {
-                let (parts, body) = req.into_parts();
-                let slot = match f(&parts) {
-                    Some(name) => self.endpoint_slot(Some(name)),
-                    None => self.default_slot(&parts.extensions, &parts.uri, proto),
-                };
-                (http::Request::from_parts(parts, body), slot)
-            }
-            None => {
-                let slot = self.default_slot(req.extensions(), req.uri(), proto);
-                (req, slot)
-            }
+    /// Starts timing a call whose endpoint the user's extractor names (see [`Shared::begin`]).
+    #[cold]
+    pub(crate) fn start_with_fn<B>(
+        self: &Arc<Self>,
+        f: &EndpointFn,
+        req: http::Request<B>,
+    ) -> (http::Request<B>, Pending) {
+        let (parts, body) = req.into_parts();
+        let slot = f(&parts).map(|name| self.endpoint_slot(Some(name)));
+        let req = http::Request::from_parts(parts, body);
+        let pending = self.begin(&req, slot);
+        (req, pending)
+    }
+
+    /// Starts timing a call: resolves its endpoint (unless given), counts it in flight, reads
+    /// the clock.
+    #[inline]
+    pub(crate) fn begin<B>(self: &Arc<Self>, req: &http::Request<B>, slot: Option<u8>) -> Pending {
+        let proto = protocol_of(req);
+        let slot = match slot {
+            Some(s) => s,
+            None => self.default_slot(req.extensions(), req.uri(), proto),
         };
         let (attempt, is_final) = match self.side {
             Side::Server => (NO_ATTEMPT, true),
@@ -232,7 +308,7 @@ impl Shared {
         let endpoint = self.slot(slot);
         let now = endpoint.inflight.fetch_add(1, Ordering::Relaxed) + 1;
         endpoint.summary.record(now as f64);
-        let pending = Pending {
+        Pending {
             shared: Arc::clone(self),
             start: self.clock.monotonic_time(),
             endpoint: slot,
@@ -242,8 +318,7 @@ impl Shared {
             is_final,
             http_status: 0,
             armed: true,
-        };
-        (req, pending)
+        }
     }
 
     fn default_slot(&self, ext: &http::Extensions, uri: &http::Uri, proto: u8) -> u8 {
@@ -260,23 +335,27 @@ impl Shared {
         UNKNOWN_SLOT
     }
 
+    #[inline]
     fn record_call(&self, key: u64, p: &Pending, status: IpcStatus, elapsed: Duration) {
-        if let Some(t) = self.calls.load().get(&key) {
-            t.record(elapsed);
-            return;
+        let key = key | KEY_PRESENT;
+        match self.calls.get(key) {
+            Some(t) => t.record(elapsed),
+            None => self.record_call_slow(key, p, status, elapsed),
         }
+    }
+
+    #[cold]
+    fn record_call_slow(&self, key: u64, p: &Pending, status: IpcStatus, elapsed: Duration) {
         let timer = {
             let _guard = self.lock();
-            let current = self.calls.load_full();
-            match current.get(&key) {
-                Some(t) => t.clone(),
-                None => {
-                    let timer = self.new_timer(p, status);
-                    let mut map = CallMap::clone(&current);
-                    map.insert(key, timer.clone());
-                    self.calls.store(Arc::new(map));
-                    timer
-                }
+            if let Some(t) = self.calls.get(key) {
+                t.clone()
+            } else if let Some(t) = self.calls.overflowed(key) {
+                t
+            } else {
+                let timer = self.new_timer(p, status);
+                self.calls.insert(key, timer.clone());
+                timer
             }
         };
         timer.record(elapsed);
