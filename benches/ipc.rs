@@ -8,7 +8,9 @@
 //! - `ipc/axum router`: the same around an axum `Router` with one route `/users/{id}`, so
 //!   that both layers see the route template (`MatchedPath`).
 //!
-//! Every call is on a warm endpoint (the meters exist). Each group also times the bare
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so
+//! that other processes on a shared machine do not inflate them. Every call is on a warm
+//! endpoint (the meters exist). Each group also times the bare
 //! service with two reads of the registry's clock around each call: the floor of any layer
 //! that times calls (on a loaded VM a clock read can cost more than the rest of the layer).
 //! After each group a `summary:` line gives ns/op (median of the samples) and what each layer
@@ -30,7 +32,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(unix))]
+use std::time::Instant;
 use tower::{Layer, Service};
 
 /// ns/op of every sample criterion took, per benchmark.
@@ -55,6 +59,27 @@ impl Tally {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     }
+}
+
+/// This thread's CPU time: unlike wall time, it does not count the time the thread waits
+/// while other processes hold the cores, so it stays meaningful on a shared, loaded machine.
+#[cfg(unix)]
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(not(unix))]
+fn cpu_now() -> Duration {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
 fn noop_waker() -> Waker {
@@ -126,7 +151,7 @@ fn bench_timed_service<S, B>(
     let clock = clock.map(|r| std::sync::Arc::clone(r.clock()));
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
+            let start = cpu_now();
             for _ in 0..iters {
                 match &clock {
                     None => {
@@ -139,7 +164,7 @@ fn bench_timed_service<S, B>(
                     }
                 }
             }
-            let elapsed = start.elapsed();
+            let elapsed = cpu_now().saturating_sub(start);
             t.add(name, elapsed, iters);
             elapsed
         })
