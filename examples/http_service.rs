@@ -1,5 +1,8 @@
-//! An instrumented HTTP service (axum): handlers timed with `#[timed]`/`#[counted]`, status
-//! counters and gauges declared with `metrics!`.
+//! An instrumented HTTP service (axum): every call reported in Netflix's standard IPC shape by
+//! one `.layer(IpcServerLayer::new())` (`ipc.server.call{ipc.endpoint=/users/{id},
+//! ipc.status=success|...,http.status=200,...}`, `ipc.server.inflight`), the driving client's
+//! calls by `IpcClientLayer` (`ipc.client.call`), handlers timed with `#[timed]`/`#[counted]`,
+//! status counters and gauges declared with `metrics!`.
 //!
 //! ```sh
 //! cargo run --example http_service                   # drives itself with local requests, then exits
@@ -20,8 +23,10 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use spectator::ipc::{IpcClientLayer, IpcEndpoint, IpcServerLayer};
 use spectator::receiver::{Aggregator, LiveTable};
 use spectator::{counted, timed};
+use tower::{Layer, Service, ServiceExt};
 
 // ---------------------------------------------------------------------------------------------
 // The service.
@@ -91,6 +96,9 @@ fn app() -> Router {
     Router::new()
         .route("/users/{id}", get(user))
         .route("/health", get(health))
+        // ipc.server.call and ipc.server.inflight for every route (and the 404 fallback), into
+        // spectator::global(); after the routes, so that it sees their templates.
+        .layer(IpcServerLayer::new())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,18 +214,36 @@ async fn drive(n: u32) {
             })
             .await
     });
-    let client = reqwest::Client::new();
+    // The client: reqwest as a tower service, with ipc.client.call for every request.
+    let http = reqwest::Client::new();
+    let client =
+        IpcClientLayer::new().layer(tower::service_fn(move |req: http::Request<String>| {
+            let http = http.clone();
+            async move {
+                let response = http.execute(reqwest::Request::try_from(req)?).await?;
+                Ok::<_, reqwest::Error>(http::Response::from(response))
+            }
+        }));
     let mut clients = Vec::new();
     for c in 0..8u32 {
-        let (client, base) = (client.clone(), base.clone());
+        let (mut client, base) = (client.clone(), base.clone());
         clients.push(tokio::spawn(async move {
             for i in (c..n).step_by(8) {
-                let path = match i % 10 {
-                    0 => "/health".to_string(),
-                    9 => format!("/users/{}", 1000 + i),
-                    _ => format!("/users/{}", 1 + i % 100),
+                let (endpoint, path) = match i % 10 {
+                    0 => ("health", "/health".to_string()),
+                    9 => ("getUser", format!("/users/{}", 1000 + i)),
+                    _ => ("getUser", format!("/users/{}", 1 + i % 100)),
                 };
-                if let Err(e) = client.get(format!("{base}{path}")).send().await {
+                let mut request = http::Request::get(format!("{base}{path}"))
+                    .body(String::new())
+                    .expect("a valid request");
+                // The client side has no route template: name the remote operation.
+                request.extensions_mut().insert(IpcEndpoint::new(endpoint));
+                let sent = match client.ready().await {
+                    Ok(ready) => ready.call(request).await.map(drop),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
                     eprintln!("request {path} failed: {e}");
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -224,6 +224,9 @@
 //!   `cargo run --example receiver` in the repository runs one.
 //! * `testing`: `spectator::testing::aggregator`, the receiver under the name this project's
 //!   tests use.
+//! * `tower`: `spectator::ipc`, Netflix's IPC call metrics (`ipc.server.call`,
+//!   `ipc.client.call`, ...) as `tower::Layer`s for axum, tonic, hyper and reqwest services;
+//!   `axum` adds the route template (`MatchedPath`) as the `ipc.endpoint` tag.
 //!
 //! # Logs
 //!
@@ -365,6 +368,8 @@ pub use spectator_macros::metrics;
 /// ```
 pub use spectator_macros::time;
 
+#[cfg(feature = "tower")]
+pub mod ipc;
 #[cfg(feature = "receiver")]
 pub mod receiver;
 #[cfg(feature = "testing")]
