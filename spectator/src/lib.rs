@@ -56,6 +56,15 @@
 //! | [`MaxGauge`] | `set(v)`: the largest value of the step | `max` |
 //! | [`PercentileTimer`] | like a timer, 10 ms ..= 60 s; `percentile(p)` | the timer's four and `percentile=T00xx` bucket counts |
 //! | [`PercentileDistributionSummary`] | like a summary; `percentile(p)` | the summary's four and `percentile=D00xx` bucket counts |
+//! | [`MonotonicCounter`] | `set(v)`: a sampled value that only grows | `count` = its increase |
+//! | [`AgeGauge`] | `set_now()`, `set(wall_ms)`: when something last happened; never expires | `gauge` = age in seconds |
+//! | [`LongTaskTimer`] | `start()` → [`LongTask`], `stop()` or drop | `activeTasks`, `duration` (s) |
+//!
+//! The registry also has gauges with their own TTL ([`Registry::gauge_with_ttl`]), meters
+//! sampled from an object at each step ([`Registry::polled_gauge`],
+//! [`Registry::polled_monotonic_counter`]), percentile meters with another bucket range
+//! ([`Registry::percentile_timer_with_range`]) and bounds on a tag's values
+//! ([`RegistryBuilder::tag_value_limit`]).
 //!
 //! ```
 //! use spectator::Registry;
@@ -251,8 +260,8 @@ pub use id::Id;
 pub use measurement::{Measurement, Op};
 pub use meter::percentile_buckets;
 pub use meter::{
-    Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary, PercentileTimer,
-    Stopwatch, Timer,
+    AgeGauge, Counter, DistributionSummary, Gauge, LongTask, LongTaskTimer, MaxGauge,
+    MonotonicCounter, PercentileDistributionSummary, PercentileTimer, Stopwatch, Timer,
 };
 #[cfg(feature = "atlas")]
 pub use publish::atlas::encode as wire;

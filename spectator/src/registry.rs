@@ -27,8 +27,10 @@ use crate::id::{Id, IdRef};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
-    for_each_meter_kind, Counter, DistributionSummary, Gauge, MaxGauge, Meter, MeterKind,
-    PercentileDistributionSummary, PercentileTimer, Poll, Timer,
+    for_each_meter_kind, polled_source, summary_bucket_range, timer_bucket_range, AgeGauge,
+    Counter, DistributionSummary, Gauge, LongTaskTimer, MaxGauge, Meter, MeterKind,
+    MonotonicCounter, PercentileDistributionSummary, PercentileSummaryCore, PercentileTimer,
+    PercentileTimerCore, Poll, PolledGauge, PolledMonotonicCounter, Step, Timer,
 };
 use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport, Publisher};
 use crate::sync::retire::{handle_is_live, try_retire};
@@ -158,6 +160,23 @@ pub(crate) struct RegistryInner {
     outlet: Outlet,
     /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
     refused: std::sync::OnceLock<Counter>,
+    /// Bounds on tag values ([`RegistryBuilder::tag_value_limit`]), applied to new ids only.
+    limits: Vec<TagLimit>,
+    /// `spectator.meters{id=limited}`: tag values replaced by [`OTHERS`].
+    limited: std::sync::OnceLock<Counter>,
+}
+
+/// The value that replaces a tag value past its limit (Spectator Java's
+/// `CardinalityLimiters.OTHERS`).
+const OTHERS: &str = "--others--";
+
+/// For meters named `name`, the first `max` distinct values of tag `key`.
+struct TagLimit {
+    name: String,
+    key: String,
+    max: usize,
+    /// The values kept so far (at most `max`); only the lookup-miss path takes this lock.
+    kept: Mutex<std::collections::HashSet<Box<str>>>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -209,20 +228,190 @@ impl Registry {
 
     for_each_meter_kind!(accessors);
 
+    /// The gauge for `name` and `tags`, reported while its last `set` is at most `ttl` old
+    /// (instead of the registry's meter TTL, 15 minutes): for a value that is stale sooner
+    /// (a queue size sampled every few seconds) or that must stay longer.
+    ///
+    /// The TTL belongs to the id's gauge: this call sets it, on a new gauge or on the gauge
+    /// already registered for the id (a plain [`gauge`](Registry::gauge) included), and the
+    /// latest call wins. [`gauge`](Registry::gauge) for the same id returns the same gauge
+    /// and leaves its TTL as it is (spectatord treats `g,TTL:` and `g:` lines the same way).
+    /// An unowned gauge whose TTL is longer than the meter TTL is kept until its TTL ends.
+    /// Over the spectatord output it is sent at each step while fresh as a `g,SECONDS:` line,
+    /// SECONDS being what is left of its TTL, so that spectatord stops reporting it when this
+    /// registry does.
+    ///
+    /// ```
+    /// use spectator::{ManualClock, Registry};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new(1_700_000_000_000, 0);
+    /// let registry = Registry::builder().clock(clock.clone()).build();
+    /// let queue = registry.gauge_with_ttl("worker.queueSize", &[], Duration::from_secs(30));
+    /// queue.set(4.0);
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(registry.measurements().len(), 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(registry.measurements().is_empty()); // stale
+    /// ```
+    pub fn gauge_with_ttl(&self, name: &str, tags: &[(&str, &str)], ttl: Duration) -> Gauge {
+        let gauge = self.gauge(name, tags);
+        gauge.core.set_ttl(millis(ttl));
+        gauge
+    }
+
+    /// Registers a gauge sampled at each poll: `f(&source)` is reported as `statistic=gauge`
+    /// (op Max; NaN and infinities are not sent). The registry keeps only a [`Weak`](std::sync::Weak)
+    /// on `source`: once the source's last `Arc` is dropped the gauge reports nothing, and
+    /// it is removed like any idle meter (after the meter TTL). Spectator Java's
+    /// `PolledMeter.using(registry).monitorValue(obj, f)`.
+    ///
+    /// Nothing is returned: the registry polls the meter, nobody records into it. Registering
+    /// the same id again replaces its source. `f` runs on the polling thread, without any of
+    /// the registry's locks held; a panic in it is caught (and logged), and that poll reports
+    /// nothing for the gauge. An id already registered as another kind of meter keeps that
+    /// meter (a warning is logged) and the source is not polled.
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+    /// let registry = spectator::Registry::default();
+    /// let pool = Arc::new(AtomicUsize::new(3));
+    /// registry.polled_gauge("pool.size", &[], &pool, |p| p.load(Ordering::Relaxed) as f64);
+    /// assert_eq!(registry.measurements()[0].value, 3.0);
+    /// drop(pool);
+    /// assert!(registry.measurements().is_empty());
+    /// ```
+    pub fn polled_gauge<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        source: &Arc<T>,
+        f: impl Fn(&T) -> f64 + Send + Sync + 'static,
+    ) {
+        let m: PolledGauge = self.meter(name, tags);
+        m.core.polled.set_source(polled_source(source, f));
+    }
+
+    /// Registers a monotonic counter sampled at each poll: as a
+    /// [`MonotonicCounter`] whose value is `f(&source)` at every poll (the increase since
+    /// the previous poll is reported as `statistic=count`; nothing at the first sample or
+    /// when the value went down; NaN, infinite and negative values are skipped). Otherwise as
+    /// [`polled_gauge`](Registry::polled_gauge): a `Weak` on the source, nothing reported
+    /// once it is dropped, then removed when idle. Spectator Java's
+    /// `PolledMeter.using(registry).monitorMonotonicCounter(obj, f)`.
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicU64, Ordering}, Arc};
+    /// let registry = spectator::Registry::default();
+    /// let bytes = Arc::new(AtomicU64::new(100));
+    /// registry.polled_monotonic_counter("net.bytesIn", &[], &bytes, |b| b.load(Ordering::Relaxed) as f64);
+    /// assert!(registry.measurements().is_empty()); // the first sample is the base
+    /// bytes.store(250, Ordering::Relaxed);
+    /// assert_eq!(registry.measurements()[0].value, 150.0);
+    /// ```
+    pub fn polled_monotonic_counter<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        source: &Arc<T>,
+        f: impl Fn(&T) -> f64 + Send + Sync + 'static,
+    ) {
+        let m: PolledMonotonicCounter = self.meter(name, tags);
+        m.core.polled.set_source(polled_source(source, f));
+    }
+
+    /// The percentile timer for `name` and `tags`, bucketing durations clamped to
+    /// `min ..= max` instead of 10 ms ..= 60 s (the timer statistics use the unclamped
+    /// durations). A narrower range puts the 276 buckets where the durations are; a `min`
+    /// above `max` is swapped with it (with a warning). The range is fixed when the meter is
+    /// created: for an id already registered this returns that meter, with its range (a
+    /// warning is logged when it differs).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let registry = spectator::Registry::default();
+    /// let fast = registry.percentile_timer_with_range(
+    ///     "cache.get", &[], Duration::from_micros(10), Duration::from_millis(50));
+    /// fast.record(Duration::from_micros(80));
+    /// assert_eq!(fast.count(), 1);
+    /// ```
+    pub fn percentile_timer_with_range(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        min: Duration,
+        max: Duration,
+    ) -> PercentileTimer {
+        let (lo, hi) = timer_bucket_range(name, min, max);
+        let timer: PercentileTimer = self.meter_made(name, tags, |clock| {
+            PercentileTimerCore::with_range(clock.clone(), lo, hi)
+        });
+        if timer.core.range_ns() != (lo, hi) {
+            warn_limited!(target: "spectator::registry", name, ?min, ?max,
+                "percentile timer already registered with another range; keeping its range");
+        }
+        timer
+    }
+
+    /// The percentile distribution summary for `name` and `tags`, bucketing amounts clamped
+    /// to `min ..= max` instead of 0 ..= `i64::MAX` (the summary statistics use the unclamped
+    /// amounts). A NaN `min` is taken as 0 and a NaN `max` as `i64::MAX`; bounds outside
+    /// 0 ..= `i64::MAX` are clamped into it and a `min` above `max` is swapped with it (each
+    /// with a warning). The range is fixed when the meter is created, as for
+    /// [`percentile_timer_with_range`](Registry::percentile_timer_with_range).
+    ///
+    /// ```
+    /// let registry = spectator::Registry::default();
+    /// let sizes = registry.percentile_distribution_summary_with_range(
+    ///     "rpc.payload", &[], 100.0, 10_000.0);
+    /// sizes.record(5.0); // counted in the bucket of 100
+    /// assert_eq!(sizes.total_amount(), 5.0);
+    /// ```
+    pub fn percentile_distribution_summary_with_range(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        min: f64,
+        max: f64,
+    ) -> PercentileDistributionSummary {
+        let (lo, hi) = summary_bucket_range(name, min, max);
+        let summary: PercentileDistributionSummary =
+            self.meter_made(name, tags, |_| PercentileSummaryCore::with_range(lo, hi));
+        if summary.core.range() != (lo, hi) {
+            warn_limited!(target: "spectator::registry", name, min, max,
+                "percentile distribution summary already registered with another range; keeping its range");
+        }
+        summary
+    }
+
     fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         if let Some(key) = IdRef::new(name, tags) {
             if let Some(m) = self.find(&key) {
                 return m;
             }
         }
-        self.insert(Id::new(name, tags))
+        self.insert(Id::new(name, tags), M::new_core)
     }
 
     fn meter_with_id<M: MeterKind>(&self, id: &Id) -> M {
         match self.find(id) {
             Some(m) => m,
-            None => self.insert(id.clone()),
+            None => self.insert(id.clone(), M::new_core),
         }
+    }
+
+    /// As [`Registry::meter`], a new meter's core made by `make` (other settings).
+    fn meter_made<M: MeterKind>(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        make: impl FnOnce(&Arc<dyn Clock>) -> M::Core,
+    ) -> M {
+        if let Some(key) = IdRef::new(name, tags) {
+            if let Some(m) = self.find(&key) {
+                return m;
+            }
+        }
+        self.insert(Id::new(name, tags), make)
     }
 
     /// The lock-free path: a handle on an existing meter, `None` to take the insert path.
@@ -250,7 +439,17 @@ impl Registry {
     }
 
     #[cold]
-    fn insert<M: MeterKind>(&self, id: Id) -> M {
+    fn insert<M: MeterKind>(&self, id: Id, make: impl FnOnce(&Arc<dyn Clock>) -> M::Core) -> M {
+        let id = match self.limit_tags(id) {
+            Ok(id) => id,
+            Err(limited) => {
+                // A tag value past its limit: the meter is the `--others--` one.
+                if let Some(m) = self.find(&limited) {
+                    return m;
+                }
+                limited
+            }
+        };
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
         if let Some(entry) = current.get(&id) {
@@ -264,7 +463,7 @@ impl Registry {
             return self.refuse(&id);
         }
         check_id(&id);
-        let (handle, core) = M::create(&self.inner.clock);
+        let (handle, core) = M::create_from(make(&self.inner.clock));
         let entry = Arc::new(Entry {
             ids: M::stat_ids(&id),
             core,
@@ -274,6 +473,46 @@ impl Registry {
         });
         self.inner.snapshot.store(Arc::new(current.with(id, entry)));
         handle
+    }
+
+    /// `Ok(id)` when no tag value of `id` is past its limit (the value is then kept if it is
+    /// new), else `Err` with those values replaced by [`OTHERS`].
+    fn limit_tags(&self, id: Id) -> Result<Id, Id> {
+        // The registry's own meters are never limited (counting a limit is one of them).
+        if self.inner.limits.is_empty() || id.name().starts_with("spectator.") {
+            return Ok(id);
+        }
+        let mut limited: Option<Id> = None;
+        for limit in self.inner.limits.iter().filter(|l| l.name == id.name()) {
+            let current = limited.as_ref().unwrap_or(&id);
+            let Some(value) = current.tag(&limit.key) else {
+                continue;
+            };
+            if value == OTHERS {
+                continue;
+            }
+            let mut kept = lock(&limit.kept);
+            if kept.contains(value) {
+                continue;
+            }
+            if kept.len() < limit.max {
+                kept.insert(value.into());
+                continue;
+            }
+            drop(kept);
+            limited = Some(current.with_tag(&limit.key, OTHERS));
+        }
+        match limited {
+            None => Ok(id),
+            Some(other) => {
+                tracing::debug!(target: "spectator::registry", %id, "tag value past its limit; recorded as --others--");
+                self.inner
+                    .limited
+                    .get_or_init(|| self.counter("spectator.meters", &[("id", "limited")]))
+                    .increment();
+                Err(other)
+            }
+        }
     }
 
     #[cold]
@@ -293,6 +532,11 @@ impl Registry {
     /// tags are not added here (the publisher adds them on the wire). Also drops expired
     /// meters.
     pub fn measurements(&self) -> Vec<Measurement> {
+        self.poll().measurements
+    }
+
+    /// One poll: the measurements, and the age gauges' set times for the spectatord output.
+    fn poll(&self) -> Step {
         let _p = lock(&self.inner.poll_lock);
         let now = self.inner.clock.wall_time();
         let ttl = millis(self.inner.config.meter_ttl);
@@ -302,9 +546,13 @@ impl Registry {
         };
         let snapshot = self.inner.snapshot.load_full();
         let mut out = Vec::with_capacity(snapshot.len());
+        let mut hints = Vec::new();
         let mut idle = Vec::new();
         for (id, entry) in snapshot.entries() {
             let updated = entry.core.measure(&entry.ids, &poll, &mut out);
+            if let Some(hint) = entry.core.line_hint(&poll) {
+                hints.push((entry.ids[0].clone(), hint));
+            }
             entry.last_active.fetch_max(updated, Ordering::Relaxed);
             if updated < now && is_expired(entry, now, ttl) {
                 idle.push(id.clone());
@@ -315,7 +563,10 @@ impl Registry {
             self.retire(&idle, &poll, ttl, &mut out);
         }
         self.compact();
-        out
+        Step {
+            measurements: out,
+            hints,
+        }
     }
 
     /// Polls the registry once and sends the step to the configured output now: the Atlas
@@ -338,8 +589,8 @@ impl Registry {
             }
             return PublishReport::default();
         }
-        let ms = self.measurements();
-        let report = output.send(ms, &self.inner.config, connection).await;
+        let step = self.poll();
+        let report = output.send(step, &self.inner.config, connection).await;
         self.record_self_metrics(&report);
         tracing::debug!(target: "spectator::registry", ?report, "published");
         report
@@ -461,6 +712,7 @@ use accessors;
 
 fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
     Arc::strong_count(&entry.core) == 1
+        && entry.core.expires()
         && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
 }
 
@@ -497,6 +749,7 @@ fn check_id(id: &Id) {
 pub struct RegistryBuilder {
     config: Config,
     clock: Option<Arc<dyn Clock>>,
+    limits: Vec<TagLimit>,
 }
 
 impl RegistryBuilder {
@@ -550,6 +803,41 @@ impl RegistryBuilder {
         self.clock = Some(Arc::new(clock));
         self
     }
+    /// Bounds the values of tag `key` on meters named `name`: the first `max` distinct values
+    /// registered are kept, and any later value is recorded as `--others--` (Spectator Java's
+    /// `CardinalityLimiters.first`), so that a runaway tag value (a user id, a URL with ids in
+    /// it) cannot flood Atlas with series. Each replacement counts in
+    /// `spectator.meters{id=limited}`.
+    ///
+    /// The limit applies when a new id is registered: the lookup of a meter already
+    /// registered is unchanged (lock-free, allocation-free). A value once kept stays kept,
+    /// even after its meter expired. Looking up a value past the limit is slower (it takes the
+    /// limit's lock and builds the `--others--` id at each call): cache the handle where you
+    /// can. Several limits may apply to one name (one per key); a second limit for the same
+    /// name and key replaces the first. `max = 0` sends every value as `--others--`. The
+    /// registry's own `spectator.*` meters are not limited.
+    ///
+    /// ```
+    /// let registry = spectator::Registry::builder()
+    ///     .tag_value_limit("server.numRequests", "customer", 2)
+    ///     .build();
+    /// for customer in ["a", "b", "c", "d"] {
+    ///     registry.counter("server.numRequests", &[("customer", customer)]).increment();
+    /// }
+    /// let ms = registry.measurements();
+    /// let others = ms.iter().find(|m| m.id.tag("customer") == Some("--others--")).unwrap();
+    /// assert_eq!(others.value, 2.0); // c and d
+    /// ```
+    pub fn tag_value_limit(mut self, name: &str, key: &str, max: usize) -> Self {
+        self.limits.retain(|l| !(l.name == name && l.key == key));
+        self.limits.push(TagLimit {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            max,
+            kept: Mutex::default(),
+        });
+        self
+    }
     /// Replaces the whole configuration (later setters still apply on top).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -567,6 +855,8 @@ impl RegistryBuilder {
                 write_lock: Mutex::new(()),
                 poll_lock: Mutex::new(()),
                 refused: std::sync::OnceLock::new(),
+                limits: self.limits,
+                limited: std::sync::OnceLock::new(),
             }),
         }
     }

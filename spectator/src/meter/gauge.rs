@@ -1,7 +1,7 @@
 //! Gauge: the last value of something, reported while it is fresh.
 
 use super::atomic::AtomicF64;
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{default_stat_id, push, LineHint, Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
 use crate::measurement::Measurement;
@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Holds the last value set. Each poll reports it (`statistic=gauge`, op Max) while the last
-/// `set` is at most the registry's meter TTL (15 minutes) old by the registry clock's wall
-/// time (its [coarse](crate::Clock::coarse_wall_time) reading at `set`: a few milliseconds of
+/// `set` is at most the gauge's TTL old (the registry's meter TTL, 15 minutes, unless
+/// [`Registry::gauge_with_ttl`](crate::Registry::gauge_with_ttl) gave it one) by the registry
+/// clock's wall time (its [coarse](crate::Clock::coarse_wall_time) reading at `set`: a few milliseconds of
 /// resolution, and no hardware clock read on the recording path). `set(NaN)` stops reporting
 /// until the next finite `set` (the poll after a `set(NaN)` reports NaN once, which the
 /// spectatord output sends so that spectatord stops too; the Atlas output leaves it out);
@@ -35,8 +36,13 @@ pub(crate) struct GaugeCore {
     /// `set_at` of the last NaN reported: a gauge set to NaN reports it once, so that an
     /// output to a sidecar can tell it to stop (the Atlas output leaves NaN out).
     nan_reported_at: AtomicU64,
+    /// Its own TTL in ms; [`REGISTRY_TTL`] for the registry's meter TTL.
+    ttl_ms: AtomicU64,
     clock: Arc<dyn Clock>,
 }
+
+/// `ttl_ms` of a gauge that follows the registry's meter TTL.
+const REGISTRY_TTL: u64 = u64::MAX;
 
 impl std::fmt::Debug for Gauge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,7 +58,17 @@ impl GaugeCore {
             value,
             set_at: AtomicU64::new(0),
             nan_reported_at: AtomicU64::new(0),
+            ttl_ms: AtomicU64::new(REGISTRY_TTL),
             clock,
+        }
+    }
+
+    /// Gives the gauge its own TTL (`REGISTRY_TTL - 1` at most).
+    pub(crate) fn set_ttl(&self, ttl_ms: u64) {
+        let ttl_ms = ttl_ms.min(REGISTRY_TTL - 1);
+        // Stores only a change: `gauge_with_ttl` is often called at every use.
+        if self.ttl_ms.load(Ordering::Relaxed) != ttl_ms {
+            self.ttl_ms.store(ttl_ms, Ordering::Relaxed);
         }
     }
 }
@@ -60,7 +76,11 @@ impl GaugeCore {
 impl Meter for GaugeCore {
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let set_at = self.set_at.load(Ordering::Relaxed);
-        if poll.now_ms.saturating_sub(set_at) <= poll.gauge_ttl_ms {
+        let ttl = match self.ttl_ms.load(Ordering::Relaxed) {
+            REGISTRY_TTL => poll.gauge_ttl_ms,
+            own => own,
+        };
+        if poll.now_ms.saturating_sub(set_at) <= ttl {
             let v = self.value.load();
             if !v.is_nan() {
                 push(out, &ids[0], v);
@@ -68,8 +88,26 @@ impl Meter for GaugeCore {
                 out.push(Measurement::new(ids[0].clone(), v));
             }
         }
-        // A gauge's last update is its last set, whenever the poll happens.
-        set_at
+        // A gauge's last update is its last set, whenever the poll happens; one with a TTL
+        // longer than the registry's counts as updated until that TTL ends, so that it is
+        // not removed while it still reports.
+        if set_at == 0 {
+            return 0; // never set
+        }
+        set_at.saturating_add(ttl.saturating_sub(poll.gauge_ttl_ms))
+    }
+
+    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+        let ttl = self.ttl_ms.load(Ordering::Relaxed);
+        if ttl == REGISTRY_TTL {
+            return None;
+        }
+        let set_at = self.set_at.load(Ordering::Relaxed);
+        let left_ms = set_at.saturating_add(ttl).saturating_sub(poll.now_ms);
+        // spectatord takes whole seconds, at least 1.
+        Some(LineHint::GaugeTtl {
+            seconds: left_ms.div_ceil(1000).max(1),
+        })
     }
 }
 

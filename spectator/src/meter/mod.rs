@@ -8,25 +8,40 @@
 //! A kind lives in one file that holds its handle, its shared core, an `impl Meter` for the
 //! core (what it reports at a poll) and an `impl MeterKind` for the handle (how it is created
 //! and which ids it reports under). Then it gets one line in [`for_each_meter_kind!`], which
-//! generates the registry's accessors and the macros' call-site support.
+//! generates the registry's accessors and the macros' call-site support. A kind that must not
+//! expire, or that the spectatord output sends differently, says so in its `impl Meter`
+//! ([`Meter::expires`], [`Meter::line_hint`]). A kind with creation settings (a range) or no
+//! handle (polled meters) gets its own registry method instead of a list line.
 
+mod age_gauge;
 pub(crate) mod atomic;
 mod counter;
 mod distribution_summary;
 mod gauge;
+mod long_task_timer;
 mod max_gauge;
+mod monotonic_counter;
 pub mod percentile_buckets;
 mod percentile_distribution_summary;
 mod percentile_timer;
+mod polled;
 mod stats;
 mod timer;
 
+pub use age_gauge::AgeGauge;
 pub use counter::Counter;
 pub use distribution_summary::DistributionSummary;
 pub use gauge::Gauge;
+pub use long_task_timer::{LongTask, LongTaskTimer};
 pub use max_gauge::MaxGauge;
+pub use monotonic_counter::MonotonicCounter;
 pub use percentile_distribution_summary::PercentileDistributionSummary;
+pub(crate) use percentile_distribution_summary::{
+    bucket_range as summary_bucket_range, PercentileSummaryCore,
+};
 pub use percentile_timer::PercentileTimer;
+pub(crate) use percentile_timer::{bucket_range as timer_bucket_range, PercentileTimerCore};
+pub(crate) use polled::{source as polled_source, PolledGauge, PolledMonotonicCounter};
 pub use timer::{Stopwatch, Timer};
 
 use crate::clock::Clock;
@@ -49,6 +64,9 @@ macro_rules! for_each_meter_kind {
             PercentileTimer => percentile_timer, percentile_timer_with_id, "percentile timer";
             PercentileDistributionSummary => percentile_distribution_summary,
                 percentile_distribution_summary_with_id, "percentile distribution summary";
+            MonotonicCounter => monotonic_counter, monotonic_counter_with_id, "monotonic counter";
+            AgeGauge => age_gauge, age_gauge_with_id, "age gauge";
+            LongTaskTimer => long_task_timer, long_task_timer_with_id, "long task timer";
         }
     };
 }
@@ -71,6 +89,43 @@ pub(crate) trait Meter: AsAny + Send + Sync + 'static {
     /// the ones [`MeterKind::stat_ids`] made for it. Returns the latest wall time the meter
     /// is known to have been updated at (0 if unknown), for expiry.
     fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64;
+
+    /// Whether the registry may remove this meter once only the registry holds it and it
+    /// has been idle for the meter TTL. An age gauge says no: "time since the last success"
+    /// must keep growing when nothing holds it any more.
+    fn expires(&self) -> bool {
+        true
+    }
+
+    /// How the spectatord output should send this meter's measurement at `poll`, when not as
+    /// the measurement alone says (see [`LineHint`]).
+    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+        let _ = poll;
+        None
+    }
+}
+
+/// What the spectatord output needs to know about a meter beyond its measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineHint {
+    /// An age gauge that was set: sent as an `A:` line carrying this wall time (ms since the
+    /// epoch, at most the poll's) instead of its `gauge` measurement, so that spectatord
+    /// computes the age itself and keeps it growing.
+    Age { since_ms: u64 },
+    /// A gauge with its own TTL: sent as `g,SECONDS:` with the seconds it has left, so that
+    /// spectatord stops reporting it when this registry does.
+    GaugeTtl { seconds: u64 },
+}
+
+/// One poll of the registry, as handed to an output.
+#[derive(Debug, Default)]
+pub(crate) struct Step {
+    /// Everything measured: what [`Registry::measurements`](crate::Registry::measurements)
+    /// returns and the Atlas output sends (an age gauge's `gauge` = its age in seconds).
+    pub(crate) measurements: Vec<Measurement>,
+    /// For the spectatord output: how to send the measurements of some meters (age gauges,
+    /// gauges with their own TTL), by the id of their measurement (`ids[0]`).
+    pub(crate) hints: Vec<(Id, LineHint)>,
 }
 
 /// `Arc<dyn Meter>` back to its concrete core (a shim until trait upcasting is in the
@@ -99,9 +154,10 @@ pub(crate) trait MeterKind: Sized {
     /// The ids this meter reports under, computed once at registration.
     fn stat_ids(id: &Id) -> Box<[Id]>;
 
-    /// A new meter: its handle and the registry's view of it.
-    fn create(clock: &Arc<dyn Clock>) -> (Self, Arc<dyn Meter>) {
-        let core = Arc::new(Self::new_core(clock));
+    /// A new meter around `core` (from [`MeterKind::new_core`], or made with other settings):
+    /// its handle and the registry's view of it.
+    fn create_from(core: Self::Core) -> (Self, Arc<dyn Meter>) {
+        let core = Arc::new(core);
         (Self::from_core(core.clone()), core)
     }
 
@@ -152,7 +208,7 @@ mod tests {
     #[test]
     fn downcast_finds_only_its_own_kind() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0, 0));
-        let (counter, core) = Counter::create(&clock);
+        let (counter, core) = Counter::create_from(Counter::new_core(&clock));
         counter.increment();
         assert!(Counter::downcast(&core).is_some());
         assert!(Timer::downcast(&core).is_none());

@@ -6,13 +6,16 @@ use super::stats::{percentile_stat_ids, BucketIds, Buckets, AS_RECORDED};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
+use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use std::sync::Arc;
 
 /// A [`DistributionSummary`](crate::DistributionSummary) that also counts each record in one
 /// of 276 buckets. Besides the summary's four statistics, each poll reports
 /// `statistic=percentile, percentile=D%04X` with the count of every bucket used since the last
-/// poll. Amounts are clamped to `0 ..= i64::MAX` and truncated to integers for bucketing.
+/// poll. Amounts are clamped to `0 ..= i64::MAX` (another range:
+/// [`Registry::percentile_distribution_summary_with_range`](crate::Registry::percentile_distribution_summary_with_range))
+/// and truncated to integers for bucketing; the summary statistics use the unclamped amount.
 ///
 /// ```
 /// let registry = spectator::Registry::default();
@@ -32,22 +35,73 @@ pub(crate) struct PercentileSummaryCore {
     /// The summary's statistics, with bucket counts in each of its cells.
     pub(crate) summary: SummaryCore<Buckets>,
     bucket_ids: BucketIds,
+    /// Amounts are clamped to `min ..= max` for bucketing.
+    min: f64,
+    max: f64,
 }
 
 impl std::fmt::Debug for PercentileSummaryCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PercentileSummaryCore")
             .field("summary", &self.summary)
+            .field("range", &(self.min, self.max))
             .finish_non_exhaustive()
     }
 }
 
+/// The largest amount the buckets tell apart.
+pub(crate) const MAX_AMOUNT: f64 = i64::MAX as f64;
+
 impl Default for PercentileSummaryCore {
     fn default() -> Self {
+        PercentileSummaryCore::with_range(0.0, MAX_AMOUNT)
+    }
+}
+
+/// `min ..= max` made usable for bucketing, warning about what had to change: a NaN `min`
+/// becomes 0 and a NaN `max` `i64::MAX`; bounds are clamped to `0 ..= i64::MAX` (negative
+/// amounts are not recorded anyway); a `min` above `max` is swapped with it.
+pub(crate) fn bucket_range(name: &str, min: f64, max: f64) -> (f64, f64) {
+    let fix = |v: f64, nan: f64| {
+        if v.is_nan() {
+            nan
+        } else {
+            v.clamp(0.0, MAX_AMOUNT)
+        }
+    };
+    let (mut lo, mut hi) = (fix(min, 0.0), fix(max, MAX_AMOUNT));
+    if lo.to_bits() != min.to_bits() || hi.to_bits() != max.to_bits() {
+        warn_limited!(target: "spectator::registry", name, min, max, used_min = lo, used_max = hi,
+            "percentile distribution summary range outside 0 ..= i64::MAX or NaN; adjusted");
+    }
+    if lo > hi {
+        warn_limited!(target: "spectator::registry", name, min = lo, max = hi,
+            "percentile distribution summary range has min > max; swapped");
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    (lo, hi)
+}
+
+impl PercentileSummaryCore {
+    /// A core that clamps to `min ..= max` for bucketing, as made by [`bucket_range`].
+    pub(crate) fn with_range(min: f64, max: f64) -> Self {
+        // Never a panic in `clamp` when recording, whatever the caller passed.
+        let (min, max) = if min <= max {
+            (min, max)
+        } else {
+            (0.0, MAX_AMOUNT)
+        };
         PercentileSummaryCore {
             summary: SummaryCore::default(),
             bucket_ids: BucketIds::new('D'),
+            min,
+            max,
         }
+    }
+
+    /// The bucketing range.
+    pub(crate) fn range(&self) -> (f64, f64) {
+        (self.min, self.max)
     }
 }
 
@@ -84,7 +138,8 @@ impl PercentileDistributionSummary {
             return;
         }
         // `as` saturates: amounts past u64::MAX land in the last bucket like i64::MAX.
-        let index = buckets::index_of((amount as u64).min(i64::MAX as u64));
+        let clamped = amount.clamp(self.core.min, self.core.max);
+        let index = buckets::index_of((clamped as u64).min(i64::MAX as u64));
         self.core
             .summary
             .stats

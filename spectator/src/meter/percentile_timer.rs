@@ -6,6 +6,7 @@ use super::timer::{duration_ns, Stopwatch, TimeSink, TimerCore};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
 use crate::id::Id;
+use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,9 @@ pub const MAX: Duration = Duration::from_secs(60);
 /// Atlas can compute percentiles across instances. Besides the timer's four statistics, each
 /// poll reports `statistic=percentile, percentile=T%04X` (bucket index in hex) with the count
 /// of every bucket used since the last poll. Durations are clamped to 10 ms ..= 60 s before
-/// bucketing; the timer statistics use the unclamped value.
+/// bucketing (another range:
+/// [`Registry::percentile_timer_with_range`](crate::Registry::percentile_timer_with_range));
+/// the timer statistics use the unclamped value.
 ///
 /// ```
 /// use std::time::Duration;
@@ -40,6 +43,9 @@ pub(crate) struct PercentileTimerCore {
     /// The timer's statistics, with bucket counts in each of its cells.
     pub(crate) timer: TimerCore<Buckets>,
     bucket_ids: BucketIds,
+    /// Durations are clamped to `min_ns ..= max_ns` for bucketing.
+    min_ns: u64,
+    max_ns: u64,
 }
 
 impl std::fmt::Debug for PercentileTimer {
@@ -54,12 +60,38 @@ impl std::fmt::Debug for PercentileTimer {
 const MIN_NS: u64 = MIN.as_nanos() as u64;
 const MAX_NS: u64 = MAX.as_nanos() as u64;
 
+/// `min ..= max` in ns for bucketing: a `min` above `max` is swapped with it (with a warning);
+/// durations beyond `u64::MAX` ns (584 years) are taken as that.
+pub(crate) fn bucket_range(name: &str, min: Duration, max: Duration) -> (u64, u64) {
+    let (mut lo, mut hi) = (duration_ns(min), duration_ns(max));
+    if lo > hi {
+        warn_limited!(target: "spectator::registry", name, ?min, ?max,
+            "percentile timer range has min > max; swapped");
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    (lo, hi)
+}
+
 impl PercentileTimerCore {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> PercentileTimerCore {
+        PercentileTimerCore::with_range(clock, MIN_NS, MAX_NS)
+    }
+
+    /// A core that clamps to `min_ns ..= max_ns` for bucketing, as made by [`bucket_range`].
+    pub(crate) fn with_range(clock: Arc<dyn Clock>, min_ns: u64, max_ns: u64) -> Self {
+        // Never a panic in `clamp` when recording, whatever the caller passed.
+        let (min_ns, max_ns) = (min_ns.min(max_ns), min_ns.max(max_ns));
         PercentileTimerCore {
             timer: TimerCore::new(clock),
             bucket_ids: BucketIds::new('T'),
+            min_ns,
+            max_ns,
         }
+    }
+
+    /// The bucketing range in ns.
+    pub(crate) fn range_ns(&self) -> (u64, u64) {
+        (self.min_ns, self.max_ns)
     }
 }
 
@@ -69,7 +101,7 @@ impl TimeSink for PercentileTimerCore {
     }
     #[inline]
     fn record_ns(&self, ns: u64) {
-        let index = buckets::index_of(ns.clamp(MIN_NS, MAX_NS));
+        let index = buckets::index_of(ns.clamp(self.min_ns, self.max_ns));
         self.timer.stats.record_ns(ns, |b| b.bump(index));
     }
 }

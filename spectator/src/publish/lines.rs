@@ -14,7 +14,15 @@
 //! - a `Max` measurement whose `statistic` is `max` (timer and summary maxima, max gauges) is
 //!   an `m:` line;
 //! - any other `Max` measurement (gauges) is a `g:` line; a gauge set to NaN sends one
-//!   `g:…:NaN` line, which makes spectatord stop reporting it.
+//!   `g:…:NaN` line, which makes spectatord stop reporting it;
+//! - an age gauge that was set is an `A:` line instead of its `gauge` measurement, at every
+//!   step: its value is the time of the last set in seconds since the epoch (spectatord reads
+//!   `0` as "now", so a set at the epoch itself is sent as 0.001), and spectatord reports the
+//!   age from it, growing on its own even once this process is gone. Sending it again at
+//!   each step is idempotent, and survives a lost datagram or a restarted spectatord;
+//! - a gauge with its own TTL is a `g,SECONDS:` line, SECONDS being what is left of its TTL
+//!   (at least 1; spectatord itself keeps a gauge at least 5 s), so that spectatord stops
+//!   reporting it when the registry does.
 //!
 //! Common tags: those set explicitly (builder, `SPECTATOR_COMMON_TAGS`) and `nf.container` /
 //! `nf.process` go on every line; the other `nf.*` infrastructure tags are left to spectatord,
@@ -37,6 +45,7 @@ use std::sync::Mutex;
 use crate::config::{Config, Location};
 use crate::id::Id;
 use crate::measurement::{Measurement, Op};
+use crate::meter::LineHint;
 use crate::rules::{is_infra_key, sanitize};
 use crate::sync::lock;
 
@@ -142,19 +151,51 @@ impl LineOutput {
         }
     }
 
-    /// Formats and sends one step.
+    /// Formats and sends one step's measurements.
+    #[cfg(test)]
     pub(crate) fn send(&self, ms: Vec<Measurement>) -> PublishReport {
+        self.send_step(ms, &[])
+    }
+
+    /// Formats and sends one step: `ms`, each as its type says unless `hints` (by id) say
+    /// otherwise: an age gauge is an `A:` line instead of its measurement, a gauge with a TTL
+    /// a `g,SECONDS:` line.
+    pub(crate) fn send_step(
+        &self,
+        ms: Vec<Measurement>,
+        hints: &[(Id, LineHint)],
+    ) -> PublishReport {
         let mut report = PublishReport::default();
         let mut lines: Vec<String> = Vec::with_capacity(ms.len());
+        let hinted: HashMap<&Id, LineHint> = hints.iter().map(|(id, h)| (id, *h)).collect();
+        for (id, hint) in hints {
+            if let LineHint::Age { since_ms } = hint {
+                let mut line = self.prefix("A", id);
+                // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
+                write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
+                lines.push(line);
+            }
+        }
         {
             let mut cache = lock(&self.prefixes);
             cache.step += 1;
             let step = cache.step;
             for m in &ms {
-                let (prefix, used) = cache
-                    .lines
-                    .entry(m.id.clone())
-                    .or_insert_with(|| (self.prefix(m).into_boxed_str(), step));
+                match hinted.get(&m.id) {
+                    None => {}
+                    Some(LineHint::Age { .. }) => continue, // sent above
+                    Some(LineHint::GaugeTtl { seconds }) => {
+                        // Not cached: the TTL left changes at every step.
+                        let mut line = self.prefix(&format!("{},{seconds}", line_type(m)), &m.id);
+                        write_value(&mut line, m.value);
+                        lines.push(line);
+                        continue;
+                    }
+                }
+                let (prefix, used) = cache.lines.entry(m.id.clone()).or_insert_with(|| {
+                    let kind = line_type(m).to_string();
+                    (self.prefix(&kind, &m.id).into_boxed_str(), step)
+                });
                 *used = step;
                 let mut line = String::with_capacity(prefix.len() + 24);
                 line.push_str(prefix);
@@ -314,20 +355,14 @@ impl LineOutput {
         }
     }
 
-    /// `TYPE:NAME,K=V,…:` for `m`: its id's tags and the common ones, sorted by key, the
-    /// id's value winning for a key in both.
-    fn prefix(&self, m: &Measurement) -> String {
-        let statistic = m.id.tag("statistic");
-        let kind = match (m.op, statistic) {
-            (Op::Add, _) => 'c',
-            (Op::Max, Some("max")) => 'm',
-            (Op::Max, _) => 'g',
-        };
-        let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
-            m.id.tags()
-                .filter(|(k, _)| *k != "name")
-                .map(|(k, v)| (sanitize(k), sanitize(v)))
-                .collect();
+    /// `TYPE:NAME,K=V,…:` for `id`: its tags and the common ones, sorted by key, the id's
+    /// value winning for a key in both.
+    fn prefix(&self, kind: &str, id: &Id) -> String {
+        let mut tags: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = id
+            .tags()
+            .filter(|(k, _)| *k != "name")
+            .map(|(k, v)| (sanitize(k), sanitize(v)))
+            .collect();
         for (k, v) in &self.common {
             if !tags.iter().any(|(tk, _)| tk == k) {
                 tags.push((k.as_str().into(), v.as_str().into()));
@@ -336,9 +371,9 @@ impl LineOutput {
         tags.sort();
         tags.dedup_by(|a, b| a.0 == b.0);
         let mut line = String::with_capacity(64);
-        line.push(kind);
+        line.push_str(kind);
         line.push(':');
-        line.push_str(&sanitize(m.id.name()));
+        line.push_str(&sanitize(id.name()));
         for (k, v) in &tags {
             let _ = write!(line, ",{k}={v}");
         }
@@ -352,6 +387,15 @@ impl LineOutput {
             Sink::Memory(held) => std::mem::take(&mut *lock(held)),
             _ => Vec::new(),
         }
+    }
+}
+
+/// The line type of a measurement: `c` for Add, `m` for a `max` statistic, `g` otherwise.
+fn line_type(m: &Measurement) -> char {
+    match (m.op, m.id.tag("statistic")) {
+        (Op::Add, _) => 'c',
+        (Op::Max, Some("max")) => 'm',
+        (Op::Max, _) => 'g',
     }
 }
 

@@ -27,7 +27,7 @@ mod publisher;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::config::{Config, Location};
-use crate::measurement::Measurement;
+use crate::meter::Step;
 
 pub(crate) use publisher::LoopPlace;
 pub use publisher::Publisher;
@@ -201,19 +201,21 @@ impl Output {
         }
     }
 
-    /// Sends one step's measurements (common tags not yet applied).
+    /// Sends one step (common tags not yet applied). The Atlas output sends its
+    /// measurements; the spectatord output follows its line hints (age gauges as `A:` lines,
+    /// gauges with a TTL as `g,TTL:` lines).
     pub(crate) async fn send(
         &self,
-        ms: Vec<Measurement>,
+        step: Step,
         config: &Config,
         connection: Connection,
     ) -> PublishReport {
         let report = match self {
             #[cfg(feature = "atlas")]
-            Output::Atlas(a) => a.send(ms, config, connection).await,
-            Output::Lines(l) => l.send(ms),
+            Output::Atlas(a) => a.send(step.measurements, config, connection).await,
+            Output::Lines(l) => l.send_step(step.measurements, &step.hints),
             Output::None | Output::Invalid(_) => {
-                let _ = (ms, config, connection);
+                let _ = (step, config, connection);
                 PublishReport::default()
             }
         };
