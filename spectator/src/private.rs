@@ -13,10 +13,7 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::{
-    Clock, Counter, DistributionSummary, Gauge, MaxGauge, PercentileDistributionSummary,
-    PercentileTimer, Registry, Timer,
-};
+use crate::{Clock, Counter, PercentileTimer, Registry, Timer};
 
 /// A meter type a call site can hold.
 pub trait SiteMeter: Send + Sync + 'static {
@@ -28,7 +25,7 @@ pub trait SiteMeter: Send + Sync + 'static {
 /// `METER_TYPES` mirrors it).
 macro_rules! site_meter {
     ($($handle:ident => $by_name:ident, $by_id:ident, $noun:literal;)*) => {$(
-        impl SiteMeter for $handle {
+        impl SiteMeter for crate::$handle {
             fn resolve(registry: &Registry, name: &str, tags: &[(&str, &str)]) -> Self {
                 registry.$by_name(name, tags)
             }
