@@ -659,11 +659,16 @@ fn long_default() -> u64 {
     )
 }
 
-/// Two attributes on one fn: a timer of the calls and a long task timer of those in flight.
-#[timed("macros.long.stacked")]
-#[timed("macros.long.stacked.active", long_task)]
+/// Two attributes on one fn: a timer of the calls and a long task timer of those in flight
+/// (`method.timed` and `method.longTask`, both tagged with this fn).
+#[timed(percentiles)]
+#[timed(long_task)]
 fn stacked() -> u64 {
-    active("macros.long.stacked.active", &[])
+    let module = module_path!().replace("::", ".");
+    active(
+        "method.longTask",
+        &[("module", &module), ("method", "stacked")],
+    )
 }
 
 #[timed("macros.long.threads", long_task)]
@@ -721,8 +726,10 @@ fn long_tasks_run_while_sync_fns_do() {
 
     assert_eq!(long_default(), 1);
     assert_eq!(stacked(), 1);
-    assert_eq!(timer("macros.long.stacked", &[]), 1);
-    assert_eq!(active("macros.long.stacked.active", &[]), 0);
+    let module = module_path!().replace("::", ".");
+    let tags = [("module", module.as_str()), ("method", "stacked")];
+    assert_eq!(global().percentile_timer("method.timed", &tags).count(), 1);
+    assert_eq!(active("method.longTask", &tags), 0);
 
     let mut w = Worker { base: 3 };
     assert_eq!(w.drain(), 1);

@@ -233,11 +233,17 @@ fn check_flags(errors: &mut Errors, flags: &[Ident], rules: &Rules) -> Vec<Flag>
             .iter()
             .find_map(|g| conflict(*g, flag).map(|w| (g, w)))
         {
+            let both = if m == "#[timed]" {
+                "put two attributes on the function, e.g. `#[timed(percentiles)]` and \
+                 `#[timed(long_task)]`, whose default names differ"
+            } else {
+                "nest two blocks with different names"
+            };
             errors.push(
                 span,
                 format!(
-                    "`{text}` cannot be combined with `{}`: {why}; remove one of them (to have \
-                     both, measure with two meters of different names)",
+                    "`{text}` cannot be combined with `{}`: {why}; remove one of them, or, to \
+                     have both, {both}",
                     other.text()
                 ),
             );
@@ -264,9 +270,9 @@ fn unknown_flag(text: &str, rules: &Rules) -> String {
     let accepted = match rules.flags {
         [] => String::from("no flags"),
         [one] => format!("the flag `{}`", one.text()),
-        many => {
-            let names: Vec<String> = many.iter().map(|f| format!("`{}`", f.text())).collect();
-            format!("the flags {}", names.join(", "))
+        [rest @ .., last] => {
+            let names: Vec<String> = rest.iter().map(|f| format!("`{}`", f.text())).collect();
+            format!("one of the flags {} or `{}`", names.join(", "), last.text())
         }
     };
     let name = match rules.name {
