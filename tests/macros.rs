@@ -1,4 +1,5 @@
 //! Behaviour of `#[timed]`, `#[counted]`, `metrics!` and `time!` against `spectator::global()`.
+//! (Long task durations on a `ManualClock` are in `macros_long_task.rs`.)
 //!
 //! Every test uses metric names of its own (tests run in parallel against one global registry)
 //! and reads meters back by looking them up with the exact expected id. Nothing here polls the
@@ -501,6 +502,12 @@ mod declared {
         pub static PEAK: MaxGauge = "macros.declared.peak";
         pub static SLOW: PercentileTimer = "macros.declared.slow";
         pub static BYTES: spectator::PercentileDistributionSummary = "macros.declared.bytes";
+        /// Bytes read, as a source that only grows reports them.
+        pub static READ: MonotonicCounter = "macros.declared.read", dev = "sda";
+        /// When the last backup succeeded.
+        pub static BACKUP: AgeGauge = "macros.declared.backup";
+        /// Migrations in flight.
+        pub static MIGRATIONS: spectator::LongTaskTimer = "macros.declared.migrations";
     }
 }
 
@@ -539,6 +546,27 @@ fn declared_statics_deref_to_their_meters() {
         1
     );
     assert_eq!(g.counter("macros.declared.local", &[]).count(), 1.0);
+
+    READ.set(1024.0);
+    assert_eq!(
+        g.monotonic_counter("macros.declared.read", &[("dev", "sda")])
+            .get(),
+        1024.0
+    );
+    assert_eq!(g.age_gauge("macros.declared.backup", &[]).last_set(), None);
+    BACKUP.set(1_700_000_000_000);
+    assert_eq!(
+        g.age_gauge("macros.declared.backup", &[]).last_set(),
+        Some(1_700_000_000_000)
+    );
+    let migrations = g.long_task_timer("macros.declared.migrations", &[]);
+    let first = MIGRATIONS.start();
+    let second = MIGRATIONS.start();
+    assert_eq!(migrations.active_tasks(), 2);
+    first.stop();
+    assert_eq!(migrations.active_tasks(), 1);
+    drop(second);
+    assert_eq!(migrations.active_tasks(), 0);
 
     // The static holds a handle to the registry's meter: clones see the same counts.
     let handle: spectator::Counter = (*REQUESTS).clone();
@@ -598,6 +626,175 @@ async fn time_block_works_across_await() {
         .await
         .is_err());
     assert_eq!(timer("macros.time.cancelled", &[]), 1);
+}
+
+// ---------------------------------------------------------------- long tasks
+
+fn active(name: &str, tags: &[(&str, &str)]) -> u64 {
+    global().long_task_timer(name, tags).active_tasks()
+}
+
+/// A sync fn returning a `Result`: no `result` tag (a task in flight has no outcome).
+#[timed("macros.long.sync", kind = "import", long_task)]
+fn import(fail: bool) -> Result<u64, AppError> {
+    let inside = active("macros.long.sync", &[("kind", "import")]);
+    if fail {
+        return Err(AppError);
+    }
+    Ok(inside)
+}
+
+#[timed("macros.long.panic", long_task)]
+fn long_panics() -> u64 {
+    assert_eq!(active("macros.long.panic", &[]), 1);
+    panic!("boom")
+}
+
+#[timed(long_task)] // named `method.longTask`, tagged `module` and `method`
+fn long_default() -> u64 {
+    let module = module_path!().replace("::", ".");
+    active(
+        "method.longTask",
+        &[("module", &module), ("method", "long_default")],
+    )
+}
+
+/// Two attributes on one fn: a timer of the calls and a long task timer of those in flight
+/// (`method.timed` and `method.longTask`, both tagged with this fn).
+#[timed(percentiles)]
+#[timed(long_task)]
+fn stacked() -> u64 {
+    let module = module_path!().replace("::", ".");
+    active(
+        "method.longTask",
+        &[("module", &module), ("method", "stacked")],
+    )
+}
+
+#[timed("macros.long.threads", long_task)]
+fn long_threads(started: &std::sync::Barrier, checked: &std::sync::Barrier) -> u64 {
+    started.wait();
+    let inside = active("macros.long.threads", &[]);
+    checked.wait();
+    inside
+}
+
+#[timed("macros.long.async", long_task)]
+async fn long_async(gate: tokio::sync::oneshot::Receiver<()>) -> Result<u64, AppError> {
+    let inside = active("macros.long.async", &[]);
+    gate.await.map_err(|_| AppError)?;
+    Ok(inside)
+}
+
+impl Worker {
+    #[timed("macros.long.method", long_task)]
+    fn drain(&mut self) -> u64 {
+        self.base = 0;
+        active("macros.long.method", &[])
+    }
+
+    /// The `#[async_trait]` shape: the task starts when the future is first polled.
+    #[timed("macros.long.boxed", long_task)]
+    fn boxed_task(&self) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            active("macros.long.boxed", &[]) + u64::from(self.base)
+        })
+    }
+}
+
+#[test]
+fn long_tasks_run_while_sync_fns_do() {
+    assert_eq!(import(false).unwrap(), 1);
+    assert!(import(true).is_err());
+    assert_eq!(active("macros.long.sync", &[("kind", "import")]), 0);
+    // No `result` tag: the task of the failed call was in the untagged meter too.
+    assert_eq!(
+        active(
+            "macros.long.sync",
+            &[("kind", "import"), ("result", "failure")]
+        ),
+        0
+    );
+
+    assert!(catch_unwind(long_panics).is_err());
+    assert_eq!(
+        active("macros.long.panic", &[]),
+        0,
+        "an unwind ends the task"
+    );
+
+    assert_eq!(long_default(), 1);
+    assert_eq!(stacked(), 1);
+    let module = module_path!().replace("::", ".");
+    let tags = [("module", module.as_str()), ("method", "stacked")];
+    assert_eq!(global().percentile_timer("method.timed", &tags).count(), 1);
+    assert_eq!(active("method.longTask", &tags), 0);
+
+    let mut w = Worker { base: 3 };
+    assert_eq!(w.drain(), 1);
+    assert_eq!(w.base, 0);
+    assert_eq!(active("macros.long.method", &[]), 0);
+
+    let v = time!("macros.long.block", long_task, {
+        active("macros.long.block", &[])
+    });
+    assert_eq!(v, 1);
+    assert_eq!(active("macros.long.block", &[]), 0);
+
+    // Four calls in flight at once, each seeing all four.
+    let (started, checked) = (std::sync::Barrier::new(4), std::sync::Barrier::new(4));
+    let seen: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| long_threads(&started, &checked)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(seen, [4, 4, 4, 4]);
+    assert_eq!(active("macros.long.threads", &[]), 0);
+}
+
+#[tokio::test]
+async fn long_tasks_of_async_fns_start_when_polled_and_end_when_dropped() {
+    let name = "macros.long.async";
+    // Never polled: never started.
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    let idle = long_async(rx);
+    assert_eq!(active(name, &[]), 0);
+    drop(idle);
+    assert_eq!(active(name, &[]), 0);
+
+    // Polled, waiting on the gate: running; then completes.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut running = Box::pin(assert_send(long_async(rx)));
+    assert!(tokio::time::timeout(Duration::from_millis(5), &mut running)
+        .await
+        .is_err());
+    assert_eq!(active(name, &[]), 1);
+    tx.send(()).unwrap();
+    assert_eq!(running.await.unwrap(), 1);
+    assert_eq!(active(name, &[]), 0);
+
+    // Cancelled: the timeout drops the future part-way, which ends its task.
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(5), long_async(rx))
+            .await
+            .is_err()
+    );
+    assert_eq!(active(name, &[]), 0);
+
+    // On another task (the future is `Send`).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = tokio::spawn(long_async(rx));
+    tx.send(()).unwrap();
+    assert_eq!(spawned.await.unwrap().unwrap(), 1);
+
+    let w = Worker { base: 10 };
+    let pending = w.boxed_task();
+    assert_eq!(active("macros.long.boxed", &[]), 0, "starts when polled");
+    assert_eq!(pending.await, 11);
+    assert_eq!(active("macros.long.boxed", &[]), 0);
 }
 
 #[test]

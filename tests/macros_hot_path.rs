@@ -1,5 +1,6 @@
 //! The hot path of the macros allocates nothing: after the first call resolved the call site's
-//! meter, `#[counted]`, `#[timed]`, `time!` and `metrics!` statics only touch atomics.
+//! meter, `#[counted]`, `#[timed]` (with `long_task` too), `time!` and `metrics!` statics only
+//! touch atomics.
 //!
 //! A counting global allocator (per thread, so the test harness's other threads don't count)
 //! checks it.
@@ -51,9 +52,42 @@ fn timed_default() -> Result<u32, ()> {
     Ok(1)
 }
 
+#[spectator::timed("hot.long", long_task)]
+fn long_task() -> Result<u32, ()> {
+    Ok(1)
+}
+
+#[spectator::timed("hot.long.async", long_task)]
+async fn long_task_async() -> u32 {
+    2
+}
+
 spectator::metrics! {
     static HITS: Counter = "hot.static";
     static LATENCY: Timer = "hot.static.latency";
+    static READ: MonotonicCounter = "hot.static.read";
+    static SYNCED: AgeGauge = "hot.static.synced";
+    static JOBS: LongTaskTimer = "hot.static.jobs";
+}
+
+/// A waker that does nothing (`Waker::noop` is newer than the minimum supported Rust).
+struct Noop;
+
+impl std::task::Wake for Noop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// Runs a future that completes at its first poll, without a runtime (whose own bookkeeping
+/// could allocate).
+fn run_ready<F: std::future::Future>(f: F) -> F::Output {
+    static WAKER: std::sync::OnceLock<std::task::Waker> = std::sync::OnceLock::new();
+    let waker = WAKER.get_or_init(|| std::sync::Arc::new(Noop).into());
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(waker);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the future is not ready"),
+    }
 }
 
 #[test]
@@ -79,6 +113,32 @@ fn recording_through_macros_does_not_allocate() {
         }),
         0,
         "metrics!"
+    );
+    assert_eq!(
+        allocations_in(|| {
+            long_task().unwrap();
+        }),
+        0,
+        "#[timed(long_task)]"
+    );
+    assert_eq!(
+        allocations_in(|| assert_eq!(run_ready(long_task_async()), 2)),
+        0,
+        "#[timed(long_task)] on an async fn"
+    );
+    assert_eq!(
+        allocations_in(|| spectator::time!("hot.long.block", long_task, {})),
+        0,
+        "time!(long_task)"
+    );
+    assert_eq!(
+        allocations_in(|| {
+            READ.set(1.0);
+            SYNCED.set_now();
+            drop(JOBS.start());
+        }),
+        0,
+        "metrics! with the newer kinds"
     );
     // The counting itself works: an allocation is seen.
     assert!(allocations_in(|| drop(std::hint::black_box(Box::new(1u64)))) >= 1000);

@@ -6,7 +6,8 @@
 //! expansion. The shapes: one-line and empty bodies, inner attributes, attributes beside the
 //! macro, items in the body, methods taking `self`, `&self`, `&mut self`, async fns, generic
 //! fns, `impl Trait` returns, `?` (on `Result` and `Option`), early returns, diverging bodies,
-//! the `#[async_trait]` shape, `time!` and `metrics!`. The expansions' own code (a guard's
+//! the `#[async_trait]` shape, `time!` and `metrics!`, and each again with `long_task` (a long
+//! task timer: a task guard instead of a recording one, and no `result` tag). The expansions' own code (a guard's
 //! `let`, a value bound then returned, a never-taken `return`, locals named `__spectator_*`)
 //! is where `unused_braces`, `unreachable_code`, `clippy::let_and_return`,
 //! `clippy::needless_return` or `clippy::used_underscore_binding` would show.
@@ -277,6 +278,122 @@ async fn diverges_async(n: u32) -> u32 {
     panic!("zero")
 }
 
+// ---------------------------------------------------------------- long tasks
+
+#[rustfmt::skip] // one-line bodies are the case under test
+#[timed("lints.long.one_line", long_task)]
+fn long_seven() -> u32 { 7 }
+
+#[rustfmt::skip] // one-line bodies are the case under test
+#[timed(long_task)]
+fn long_empty_default() {}
+
+#[rustfmt::skip] // one-line bodies are the case under test
+#[timed("lints.long.result_one_line", long_task)]
+fn long_parse_one_line(s: &str) -> Result<u32, ParseIntError> { s.parse() }
+
+#[timed("lints.long.inner", long_task)]
+fn long_inner_attributes() -> u32 {
+    #![allow(unused_variables)]
+    const STEP: u32 = 2;
+    let x = 3;
+    STEP
+}
+
+#[timed("lints.long.question_mark", long_task)]
+fn long_question_mark(s: &str) -> Result<u32, AppError> {
+    let n: u32 = s.parse()?;
+    if n == 0 {
+        return Err(AppError("zero".to_string()));
+    }
+    Ok(n)
+}
+
+#[timed("lints.long.option", long_task)]
+fn long_first_char(s: &str) -> Option<char> {
+    let c = s.chars().next()?;
+    Some(c)
+}
+
+#[timed("lints.long.diverges", long_task)]
+fn long_diverges(n: u32) -> u32 {
+    if n > 0 {
+        return n;
+    }
+    panic!("zero")
+}
+
+#[timed("lints.long.impl_iterator", long_task)]
+fn long_evens(limit: u32) -> impl Iterator<Item = u32> {
+    (0..limit).filter(|n| n % 2 == 0)
+}
+
+#[timed("lints.long.async", long_task)]
+async fn long_fetch(s: &str) -> Result<u32, AppError> {
+    tokio::task::yield_now().await;
+    Ok(s.parse::<u32>()? + 1)
+}
+
+#[rustfmt::skip] // one-line bodies are the case under test
+#[timed("lints.long.async_one_line", long_task)]
+async fn long_fetch_one_line(n: u32) -> u32 { tokio::task::yield_now().await; n }
+
+#[timed("lints.long.async_diverges", long_task)]
+async fn long_diverges_async(n: u32) -> u32 {
+    tokio::task::yield_now().await;
+    if n > 0 {
+        return n;
+    }
+    panic!("zero")
+}
+
+#[timed("lints.long.stacked")]
+#[timed("lints.long.stacked.active", long_task)]
+fn long_stacked(a: u32) -> u32 {
+    a + 1
+}
+
+impl Service {
+    #[rustfmt::skip] // one-line bodies are the case under test
+    #[timed("lints.long.method.by_ref", long_task)]
+    fn long_name(&self) -> &str { &self.name }
+
+    #[timed("lints.long.method.by_mut", long_task)]
+    fn long_hit(&mut self, ok: bool) -> Result<u32, AppError> {
+        if !ok {
+            return Err(AppError("refused".to_string()));
+        }
+        self.hits += 1;
+        Ok(self.hits)
+    }
+
+    #[timed("lints.long.method.async", long_task)]
+    async fn long_add(&mut self, n: u32) -> u32 {
+        tokio::task::yield_now().await;
+        self.hits += n;
+        self.hits
+    }
+
+    /// The shape `#[async_trait]` generates.
+    #[timed("lints.long.method.boxed", long_task)]
+    fn long_boxed(&self) -> Pin<Box<dyn Future<Output = u32> + Send + '_>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.hits
+        })
+    }
+}
+
+fn long_blocks(s: &str) -> Result<u32, AppError> {
+    let seven = time!("lints.long.block.one_line", long_task, { 7 });
+    let parsed = time!("lints.long.block.question_mark", long_task, {
+        let n: u32 = s.parse()?;
+        n + 1
+    });
+    time!("lints.long.block.empty", long_task, {});
+    Ok(seven + parsed)
+}
+
 // ---------------------------------------------------------------- time! and metrics!
 
 metrics! {
@@ -284,6 +401,12 @@ metrics! {
     static REQUESTS: Counter = "lints.requests", status = "200";
     /// How long requests take.
     static LATENCY: Timer = "lints.latency";
+    /// Bytes read so far, sampled.
+    static READ: MonotonicCounter = "lints.read";
+    /// When the last sync succeeded.
+    static SYNCED: AgeGauge = "lints.synced";
+    /// Imports in flight.
+    static IMPORTS: LongTaskTimer = "lints.imports";
 }
 
 fn timed_blocks(s: &str) -> Result<u32, AppError> {
@@ -351,8 +474,39 @@ fn every_shape_runs() {
     });
     assert_eq!(service.into_name(), "svc");
 
+    assert_eq!(long_seven(), 7);
+    long_empty_default();
+    assert_eq!(long_parse_one_line("3").ok(), Some(3));
+    assert_eq!(long_inner_attributes(), 2);
+    assert_eq!(long_question_mark("4").ok(), Some(4));
+    assert!(long_question_mark("0").is_err());
+    assert_eq!(long_first_char("ab"), Some('a'));
+    assert_eq!(long_diverges(2), 2);
+    assert_eq!(long_evens(4).count(), 2);
+    assert_eq!(long_stacked(1), 2);
+    let mut long = Service::new("long");
+    assert_eq!(long.long_name(), "long");
+    assert_eq!(long.long_hit(true).ok(), Some(1));
+    assert!(long.long_hit(false).is_err());
+    runtime.block_on(async {
+        assert_eq!(long_fetch("1").await.ok(), Some(2));
+        assert_eq!(long_fetch_one_line(3).await, 3);
+        assert_eq!(long_diverges_async(5).await, 5);
+        assert_eq!(long.long_add(2).await, 3);
+        assert_eq!(long.long_boxed().await, 3);
+    });
+    assert_eq!(long_blocks("5").ok(), Some(13));
+    assert!(long_blocks("x").is_err());
+    let boxed_tasks = global().long_task_timer("lints.long.method.boxed", &[]);
+    assert_eq!(boxed_tasks.active_tasks(), 0);
+
     REQUESTS.increment();
     LATENCY.record(std::time::Duration::from_millis(1));
+    READ.set(10.0);
+    SYNCED.set_now();
+    let import = IMPORTS.start();
+    assert_eq!(IMPORTS.active_tasks(), 1);
+    drop(import);
     assert_eq!(timed_blocks("5").ok(), Some(13));
     assert!(timed_blocks("x").is_err());
 

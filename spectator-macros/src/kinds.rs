@@ -1,5 +1,7 @@
 //! The meter kinds a call site can hold.
 
+use crate::validate::Meter;
+
 /// The meter types `metrics!` declares, by the type name users write (also the name of the
 /// type under `spectator::`).
 ///
@@ -15,7 +17,22 @@ pub const METER_TYPES: &[&str] = &[
     "MaxGauge",
     "PercentileTimer",
     "PercentileDistributionSummary",
+    "MonotonicCounter",
+    "AgeGauge",
+    "LongTaskTimer",
 ];
+
+/// The kind `#[timed]` and `time!` record into: `PercentileTimer` with `percentiles`,
+/// `LongTaskTimer` with `long_task`, else `Timer`.
+pub fn timer(meter: &Meter) -> &'static str {
+    if meter.long_task {
+        "LongTaskTimer"
+    } else if meter.percentiles {
+        "PercentileTimer"
+    } else {
+        "Timer"
+    }
+}
 
 /// The kind named `name`, as the `'static` entry of [`METER_TYPES`].
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -26,4 +43,18 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 pub fn listed() -> String {
     let names: Vec<String> = METER_TYPES.iter().map(|t| format!("`{t}`")).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinds_the_attributes_pick_are_listed() {
+        for kind in ["Counter", "Timer", "PercentileTimer", "LongTaskTimer"] {
+            assert_eq!(lookup(kind), Some(kind));
+        }
+        assert_eq!(lookup("Histogram"), None);
+        assert!(listed().ends_with("`LongTaskTimer`"), "{}", listed());
+    }
 }

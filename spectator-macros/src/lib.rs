@@ -16,7 +16,8 @@
 //!
 //! # What the expansions do
 //!
-//! Each call site declares one `static` holding its name and tags; the meter handle is looked up
+//! Each call site declares one `static` holding its name and tags (in the block that makes its
+//! guard, so that two attributes on one fn never clash); the meter handle is looked up
 //! in `spectator::global()` the first time the site records and kept from then on. A call then
 //! costs one atomic load plus the meter's own update (a counter increment, or two reads of the
 //! registry clock's monotonic time and the timer's atomics); no registry lookup and no
@@ -35,6 +36,16 @@
 //! * An async fn is measured from its first poll to its completion. A future dropped before its
 //!   first poll never started and records nothing; one dropped after it started records
 //!   `result=cancelled` (or `failure` when it is dropped while the thread unwinds).
+//! * `long_task` (`#[timed]` and `time!`) measures with a `LongTaskTimer`: a task starts when
+//!   the call does (an async fn's first poll, or the first poll of the future a fn of the
+//!   async-tail shape returns) and ends when it returns, unwinds or its future is dropped, so a
+//!   cancelled future ends its task. There is no `result` tag (a task is reported while it
+//!   runs, before it has an outcome, as Spectator Java's `LongTaskTimer`), so `result` is the
+//!   user's to set. The argument-less form is named `method.longTask`, apart from `#[timed]`'s
+//!   `method.timed`, so that both attributes can measure one fn.
+//! * A flag picks the meter kind, so `percentiles` and `long_task` exclude each other, and
+//!   `#[counted]` and `metrics!` (whose kind is the declared type) take no flags; each refusal
+//!   says what to write instead.
 //! * A `Result` that is not `core::result::Result` (a user type that happens to be named
 //!   `Result`) counts as `success` unless the function panics.
 //! * A fn that is not `async` but returns a future built by a trailing `async` block (or
@@ -72,15 +83,23 @@ use proc_macro::TokenStream;
 ///
 /// #[spectator::timed("server.requestLatency", endpoint = "users", percentiles)]
 /// async fn users() -> Result<Vec<u8>, std::io::Error> { Ok(vec![]) }
+///
+/// #[spectator::timed("batch.import", long_task)]      // a LongTaskTimer: calls in flight
+/// async fn import() {}
 /// ```
 ///
 /// * Without a name, the metric is `method.timed` with tags `module` (the module path, `::`
 ///   written as `.`) and `method` (the function name). With a name, only the tags written.
 /// * The flag `percentiles` records into a `PercentileTimer` instead of a `Timer`.
+/// * The flag `long_task` measures with a `LongTaskTimer`: each call is a task from its start
+///   (an async fn's first poll) until it returns, unwinds or its future is dropped, reported
+///   while it runs as `activeTasks` and `duration`. No `result` tag; the argument-less form is
+///   named `method.longTask`. It excludes `percentiles`.
 /// * An `async fn`, a fn returning a type whose last path segment is `Result`, and a fn whose
 ///   body ends in an `async` block or `Box::pin(async ..)` (the `#[async_trait]` shape) get the
 ///   tag `result` = `success` | `failure` (an `Err` or a panic) | `cancelled` (the future was
-///   dropped before it completed). Other fns record on return and on unwind.
+///   dropped before it completed), unless `long_task` is given. Other fns record on return and
+///   on unwind.
 /// * Async functions are timed from the first poll to completion.
 /// * Durations are read from the monotonic time of the registry's clock
 ///   (`Clock::monotonic_time` of `spectator::global()`), as `Timer::stopwatch` does.
@@ -105,7 +124,8 @@ pub fn timed(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The counter is incremented when the call ends (return or unwind). The argument rules and
-/// the `result` tag are those of [`macro@timed`], without the `percentiles` flag.
+/// the `result` tag are those of [`macro@timed`], without flags (`percentiles` and `long_task`
+/// are refused with a pointer to `#[timed]`).
 #[proc_macro_attribute]
 pub fn counted(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::fn_attr::expand(expand::fn_attr::Kind::Counted, attr.into(), item.into()).into()
@@ -123,9 +143,11 @@ pub fn counted(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Meter types: the kinds of the runtime, `Counter`, `Timer`, `DistributionSummary`, `Gauge`,
-/// `MaxGauge`, `PercentileTimer`, `PercentileDistributionSummary` (an unknown type is an error
-/// that lists them all; a path such as `spectator::Counter` is accepted too). Attributes, doc comments and visibility are kept. Each static looks its meter
-/// up in `spectator::global()` on first use and keeps the handle.
+/// `MaxGauge`, `PercentileTimer`, `PercentileDistributionSummary`, `MonotonicCounter`,
+/// `AgeGauge` and `LongTaskTimer` (an unknown type is an error that lists them all; a path
+/// such as `spectator::Counter` is accepted too). The type picks the kind, so no flags are
+/// taken. Attributes, doc comments and visibility are kept. Each static looks its meter up in
+/// `spectator::global()` on first use and keeps the handle.
 #[proc_macro]
 pub fn metrics(input: TokenStream) -> TokenStream {
     expand::declare::expand(input.into()).into()
@@ -138,8 +160,10 @@ pub fn metrics(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The block stays inline: `.await`, `?` and `return` inside it work as without the macro, and
-/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`. Durations are
-/// read from the monotonic time of `spectator::global()`'s clock.
+/// an early exit still records. The flag `percentiles` uses a `PercentileTimer`; `long_task`
+/// makes the block a task of a `LongTaskTimer` while it runs (until it is left, or the future
+/// running it is dropped). Durations are read from the monotonic time of
+/// `spectator::global()`'s clock.
 #[proc_macro]
 pub fn time(input: TokenStream) -> TokenStream {
     expand::block::expand(input.into()).into()

@@ -15,8 +15,37 @@ use crate::args::{MeterArgs, Tag};
 use crate::errors::Errors;
 use crate::rules;
 
-/// The one flag a macro may accept.
-pub const PERCENTILES: &str = "percentiles";
+/// A bare-word argument that picks the meter kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// `percentiles`: a `PercentileTimer` instead of a `Timer`.
+    Percentiles,
+    /// `long_task`: a `LongTaskTimer`, measuring calls while they run.
+    LongTask,
+}
+
+impl Flag {
+    /// Every flag, in the order messages list them.
+    pub const ALL: [Flag; 2] = [Flag::Percentiles, Flag::LongTask];
+
+    /// The flag as written.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Flag::Percentiles => "percentiles",
+            Flag::LongTask => "long_task",
+        }
+    }
+
+    /// The flag written `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.text() == text)
+    }
+
+    /// Whether `args` has this flag (before any check: the plan needs it to pick the rules).
+    pub fn given(self, args: &MeterArgs) -> bool {
+        args.flags.iter().any(|f| f == self.text())
+    }
+}
 
 /// What happens when no metric name is written.
 #[derive(Clone, Copy)]
@@ -31,8 +60,10 @@ pub enum NameRule {
 pub struct Rules<'a> {
     /// How the macro is written in messages, e.g. `#[timed]`.
     pub macro_name: &'a str,
-    /// Whether it accepts the `percentiles` flag.
-    pub percentiles: bool,
+    /// The flags it accepts.
+    pub flags: &'a [Flag],
+    /// Flags it does not accept but a user may try, with what to write instead.
+    pub refused: &'a [(Flag, &'a str)],
     /// What happens without a name.
     pub name: NameRule,
     /// Keys the macro sets itself, with the reason shown when a user sets one.
@@ -49,6 +80,8 @@ pub struct Meter {
     pub tags: Vec<Tag>,
     /// Whether `percentiles` was given.
     pub percentiles: bool,
+    /// Whether `long_task` was given.
+    pub long_task: bool,
 }
 
 /// Keys a meter sets on what it reports (on top of the rules file's reserved `name`, `nf.*`
@@ -106,13 +139,14 @@ pub fn check(args: &MeterArgs, rules: &Rules) -> syn::Result<Meter> {
     };
 
     check_tags(&mut errors, &args.tags, rules.taken);
-    let percentiles = check_flags(&mut errors, &args.flags, rules);
+    let flags = check_flags(&mut errors, &args.flags, rules);
 
     errors.finish(Meter {
         name,
         named: args.name.is_some(),
         tags: args.tags.clone(),
-        percentiles,
+        percentiles: flags.contains(&Flag::Percentiles),
+        long_task: flags.contains(&Flag::LongTask),
     })
 }
 
@@ -175,37 +209,81 @@ fn check_tags(errors: &mut Errors, tags: &[Tag], taken: &[(&str, &str)]) {
     }
 }
 
-/// Checks the flags; returns whether `percentiles` was given.
-fn check_flags(errors: &mut Errors, flags: &[Ident], rules: &Rules) -> bool {
-    let mut percentiles = false;
-    for flag in flags {
-        let text = flag.to_string();
-        if rules.percentiles && text == PERCENTILES {
-            if percentiles {
-                errors.push(flag.span(), format!("`{text}` is given twice; remove one"));
-            }
-            percentiles = true;
+/// Checks the flags; returns the ones accepted (each once).
+fn check_flags(errors: &mut Errors, flags: &[Ident], rules: &Rules) -> Vec<Flag> {
+    let m = rules.macro_name;
+    let mut given: Vec<Flag> = Vec::new();
+    for ident in flags {
+        let text = ident.to_string();
+        let span = ident.span();
+        let flag = Flag::parse(&text);
+        if let Some((_, instead)) = flag.and_then(|f| rules.refused.iter().find(|(r, _)| *r == f)) {
+            errors.push(span, format!("{m} does not take `{text}`: {instead}"));
             continue;
         }
-        let accepted = if rules.percentiles {
-            format!("the flag `{PERCENTILES}`")
-        } else {
-            String::from("no flags")
+        let Some(flag) = flag.filter(|f| rules.flags.contains(f)) else {
+            errors.push(span, unknown_flag(&text, rules));
+            continue;
         };
-        let name = match rules.name {
-            NameRule::Required(_) => "a metric name string literal (required, first)",
-            NameRule::Default(_) => "an optional metric name string literal (first)",
-        };
-        errors.push(
-            flag.span(),
-            format!(
-                "unknown argument `{text}`: {} accepts {name}, tags written \
-                 `key = \"value\"`, and {accepted}",
-                rules.macro_name
-            ),
-        );
+        if given.contains(&flag) {
+            errors.push(span, format!("`{text}` is given twice; remove one"));
+            continue;
+        }
+        if let Some((other, why)) = given
+            .iter()
+            .find_map(|g| conflict(*g, flag).map(|w| (g, w)))
+        {
+            let both = if m == "#[timed]" {
+                "put two attributes on the function, e.g. `#[timed(percentiles)]` and \
+                 `#[timed(long_task)]`, whose default names differ"
+            } else {
+                "nest two blocks with different names"
+            };
+            errors.push(
+                span,
+                format!(
+                    "`{text}` cannot be combined with `{}`: {why}; remove one of them, or, to \
+                     have both, {both}",
+                    other.text()
+                ),
+            );
+            continue;
+        }
+        given.push(flag);
     }
-    percentiles
+    given
+}
+
+/// Why two flags cannot be given together, if they cannot: each picks a meter kind.
+fn conflict(a: Flag, b: Flag) -> Option<&'static str> {
+    match (a, b) {
+        (Flag::Percentiles, Flag::LongTask) | (Flag::LongTask, Flag::Percentiles) => Some(
+            "a long task timer reports the tasks in flight and how long they have run so far, \
+             not a distribution of durations",
+        ),
+        _ => None,
+    }
+}
+
+/// The message for a bare word that is no flag this macro takes.
+fn unknown_flag(text: &str, rules: &Rules) -> String {
+    let accepted = match rules.flags {
+        [] => String::from("no flags"),
+        [one] => format!("the flag `{}`", one.text()),
+        [rest @ .., last] => {
+            let names: Vec<String> = rest.iter().map(|f| format!("`{}`", f.text())).collect();
+            format!("one of the flags {} or `{}`", names.join(", "), last.text())
+        }
+    };
+    let name = match rules.name {
+        NameRule::Required(_) => "a metric name string literal (required, first)",
+        NameRule::Default(_) => "an optional metric name string literal (first)",
+    };
+    format!(
+        "unknown argument `{text}`: {} accepts {name}, tags written `key = \"value\"`, and \
+         {accepted}",
+        rules.macro_name
+    )
 }
 
 /// Checks the characters and the length of one string; `what` names it in messages.
@@ -258,7 +336,8 @@ mod tests {
 
     const RULES: Rules = Rules {
         macro_name: "#[timed]",
-        percentiles: true,
+        flags: &Flag::ALL,
+        refused: &[],
         name: NameRule::Default("method.timed"),
         taken: &[("result", "is set by #[timed]")],
     };
@@ -352,15 +431,47 @@ mod tests {
         let e = errors(quote!(histogram));
         assert!(e[0].contains("unknown argument `histogram`"), "{e:?}");
         assert!(e[0].contains("`percentiles`"), "{e:?}");
+        assert!(e[0].contains("`long_task`"), "{e:?}");
         assert!(errors(quote!(percentiles, percentiles))[0].contains("twice"));
+        assert!(errors(quote!(long_task, long_task))[0].contains("twice"));
         let counted = Rules {
-            percentiles: false,
+            flags: &[],
             ..RULES
         };
         let e = check(&parse_attr(quote!(percentiles)).unwrap(), &counted)
             .err()
             .unwrap();
         assert!(e.to_string().contains("no flags"), "{e}");
+        let refused = Rules {
+            flags: &[],
+            refused: &[(Flag::LongTask, "use `#[timed(long_task)]`")],
+            ..RULES
+        };
+        let e = check(&parse_attr(quote!(long_task)).unwrap(), &refused)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "#[timed] does not take `long_task`: use `#[timed(long_task)]`"
+        );
+    }
+
+    #[test]
+    fn flags_that_pick_different_kinds_conflict() {
+        for args in [
+            quote!(percentiles, long_task),
+            quote!(long_task, percentiles),
+        ] {
+            let e = errors(args);
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].contains("cannot be combined"), "{e:?}");
+        }
+        let m = check(&parse_attr(quote!("a.b", long_task)).unwrap(), &RULES)
+            .ok()
+            .unwrap();
+        assert!(m.long_task && !m.percentiles);
+        assert!(Flag::LongTask.given(&parse_attr(quote!(long_task)).unwrap()));
+        assert!(!Flag::LongTask.given(&parse_attr(quote!(percentiles)).unwrap()));
     }
 
     #[test]

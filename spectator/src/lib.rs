@@ -91,13 +91,18 @@
 //! # Macros
 //!
 //! * [`#[timed]`](macro@timed) times every call of a fn (sync or async, methods, generics);
-//!   with `percentiles` it records into a [`PercentileTimer`].
+//!   with `percentiles` it records into a [`PercentileTimer`]; with `long_task` each call is a
+//!   task of a [`LongTaskTimer`] while it runs.
 //! * [`#[counted]`](macro@counted) counts every call.
-//! * [`metrics!`] declares meters as statics that dereference to their handles.
-//! * [`time!`] times a block (with `.await`s inside) and evaluates to its value.
+//! * [`metrics!`] declares meters of any kind, [`MonotonicCounter`], [`AgeGauge`] and
+//!   [`LongTaskTimer`] included, as statics that dereference to their handles.
+//! * [`time!`] times a block (with `.await`s inside) and evaluates to its value; it takes
+//!   `percentiles` and `long_task` too.
 //!
 //! Fns that are async or return a `Result` get the tag `result` = `success`, `failure` (an
-//! `Err` or a panic) or `cancelled` (the future was dropped). Names and tags are checked
+//! `Err` or a panic) or `cancelled` (the future was dropped), except with `long_task`: a long
+//! task timer reports calls while they run, before they have an outcome, so its tags are
+//! exactly the ones written (as Spectator Java's `LongTaskTimer`). Names and tags are checked
 //! against the Atlas rules at compile time. Each call site caches its meter: after the first
 //! call, recording costs one atomic load plus the meter's own update, with no lookup and no
 //! allocation. The macros record into [`global()`].
@@ -300,6 +305,31 @@ pub use registry::{Registry, RegistryBuilder};
 /// assert_eq!(latency("success").count(), 1);
 /// assert_eq!(latency("failure").count(), 1);
 /// ```
+///
+/// With `long_task`, a call is a task of a [`LongTaskTimer`] from its start (an async fn's
+/// first poll) until it returns, unwinds or its future is dropped: each step reports the
+/// calls in flight (`activeTasks`) and how long they have run so far (`duration`), so a stuck
+/// job shows while it is stuck. There is no `result` tag.
+///
+/// ```
+/// use spectator::{global, timed};
+///
+/// #[timed("batch.import", source = "s3", long_task)]
+/// fn import(rows: &[u32]) -> Result<usize, String> {
+///     // While the call runs, it is one of the timer's active tasks.
+///     let ltt = global().long_task_timer("batch.import", &[("source", "s3")]);
+///     assert_eq!(ltt.active_tasks(), 1);
+///     if rows.is_empty() {
+///         return Err("nothing to import".into()); // ends the task too
+///     }
+///     Ok(rows.len())
+/// }
+///
+/// assert_eq!(import(&[1, 2]), Ok(2));
+/// assert!(import(&[]).is_err());
+/// let ltt = global().long_task_timer("batch.import", &[("source", "s3")]);
+/// assert_eq!(ltt.active_tasks(), 0);
+/// ```
 pub use spectator_macros::timed;
 
 /// Counts every call of a function (see the attribute's own docs below for all the rules).
@@ -338,6 +368,12 @@ pub use spectator_macros::counted;
 ///     pub static REQUESTS: Counter = "server.numRequests", statusCode = "200";
 ///     static LATENCY: Timer = "server.requestLatency", "http.method" = "GET";
 ///     static QUEUE: Gauge = "server.queueSize";
+///     /// Bytes read, from a total kept elsewhere.
+///     static BYTES_READ: MonotonicCounter = "disk.bytesRead", dev = "sda";
+///     /// Time since the last successful sync.
+///     static LAST_SYNC: AgeGauge = "sync.age";
+///     /// Migrations in flight.
+///     static MIGRATIONS: LongTaskTimer = "db.migrations";
 /// }
 ///
 /// REQUESTS.increment();
@@ -345,6 +381,13 @@ pub use spectator_macros::counted;
 /// QUEUE.set(3.0);
 /// assert_eq!(LATENCY.count(), 1);
 /// assert_eq!(QUEUE.get(), 3.0);
+///
+/// BYTES_READ.set(4096.0);
+/// LAST_SYNC.set_now();
+/// let migration = MIGRATIONS.start();
+/// assert_eq!(MIGRATIONS.active_tasks(), 1);
+/// migration.stop();
+/// assert_eq!(MIGRATIONS.active_tasks(), 0);
 /// ```
 pub use spectator_macros::metrics;
 
@@ -364,6 +407,12 @@ pub use spectator_macros::metrics;
 /// let sum = spectator::time!("math.sum", { (1..=10).sum::<u32>() });
 /// assert_eq!(sum, 55);
 /// assert_eq!(spectator::global().timer("math.sum", &[]).count(), 1);
+///
+/// // A task of a LongTaskTimer while the block runs.
+/// let active = spectator::time!("math.long", long_task, {
+///     spectator::global().long_task_timer("math.long", &[]).active_tasks()
+/// });
+/// assert_eq!(active, 1);
 /// # drop(users());
 /// ```
 pub use spectator_macros::time;

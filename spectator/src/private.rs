@@ -1,5 +1,8 @@
 //! What the expansions of `#[timed]`, `#[counted]`, `metrics!` and `time!` call.
 //!
+//! A measured call or block holds a [`Guard`] (a counter or timer, recorded when it drops) or,
+//! with `long_task`, a [`LongTaskGuard`] (a task of a long task timer, running until it drops).
+//!
 //! Not a public API: exposed as `spectator::__private`, hidden from the docs, and free to change
 //! in any release. Everything here is small and `#[inline]` on the hot path; the one-time meter
 //! lookup is out of line and `#[cold]`.
@@ -13,7 +16,7 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::{Clock, Counter, PercentileTimer, Registry, Timer};
+use crate::{Clock, Counter, LongTask, LongTaskTimer, PercentileTimer, Registry, Timer};
 
 /// A meter type a call site can hold.
 pub trait SiteMeter: Send + Sync + 'static {
@@ -318,6 +321,31 @@ impl<M: Record> Drop for Guard<M> {
             self.site.get()
         };
         meter.stop(self.start);
+    }
+}
+
+/// Holds one running task of a call site's [`LongTaskTimer`] while a measured fn or block
+/// runs: the task starts when the guard is made and ends when it drops (on return, early
+/// return, unwind, or with the future holding it). A long task has no outcome, so there is
+/// no `result` tag.
+#[must_use = "the task ends when the guard is dropped"]
+pub struct LongTaskGuard {
+    task: LongTask,
+}
+
+impl LongTaskGuard {
+    /// Starts a task of the site's long task timer.
+    #[inline]
+    pub fn start(site: &'static Site<LongTaskTimer>) -> Self {
+        LongTaskGuard {
+            task: site.get().start(),
+        }
+    }
+}
+
+impl fmt::Debug for LongTaskGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LongTaskGuard").field(&self.task).finish()
     }
 }
 

@@ -8,7 +8,7 @@ use super::{site_init, Holder};
 use crate::args::{Declaration, Declarations};
 use crate::errors::Errors;
 use crate::kinds;
-use crate::validate::{self, NameRule, Rules};
+use crate::validate::{self, Flag, NameRule, Rules};
 
 /// Expands `metrics!`: one `static` call site per declaration, each dereferencing to its meter.
 /// Declarations with errors are reported (all of them) and left out; the others are emitted.
@@ -49,7 +49,18 @@ fn declare(d: &Declaration) -> syn::Result<TokenStream> {
     }
     let rules = Rules {
         macro_name: "metrics!",
-        percentiles: false,
+        flags: &[],
+        refused: &[
+            (
+                Flag::Percentiles,
+                "the meter type says what is recorded; declare a `PercentileTimer` or a \
+                 `PercentileDistributionSummary`",
+            ),
+            (
+                Flag::LongTask,
+                "the meter type says what is recorded; declare a `LongTaskTimer`",
+            ),
+        ],
         name: NameRule::Required(d.eq_span),
         taken: &[],
     };

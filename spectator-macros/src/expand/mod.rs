@@ -49,6 +49,19 @@ impl Idents {
     }
 }
 
+/// The expression that starts measuring one run of a call site's code, recorded without a
+/// `result` tag: a `Guard` that records the run into the site's counter or timer when it is
+/// dropped, or, for a long task timer, a `LongTaskGuard` holding a task that runs until it is
+/// dropped.
+pub fn start_plain(long_task: bool, site: &Ident) -> TokenStream {
+    let p = private();
+    if long_task {
+        quote!(#p::LongTaskGuard::start(&#site))
+    } else {
+        quote!(#p::Guard::plain(&#site))
+    }
+}
+
 /// What holds a call site's meter.
 #[derive(Clone, Copy)]
 pub enum Holder {

@@ -6,7 +6,7 @@ use quote::{quote, ToTokens};
 use syn::{Expr, ExprAsync, ReturnType, Stmt, Type};
 
 use super::plan::{Plan, Shape};
-use crate::expand::{private, site_init, Holder, Idents};
+use crate::expand::{private, site_init, start_plain, Holder, Idents};
 use crate::func::Func;
 
 impl Plan<'_> {
@@ -19,7 +19,7 @@ impl Plan<'_> {
             &self.meter,
             &self.extra,
         );
-        let t = Template::new(ty, init);
+        let t = Template::new(ty, init, self.long_task);
         let body = match &self.shape {
             Shape::Plain => t.plain(func),
             Shape::TaggedSync => t.tagged_sync(func),
@@ -46,22 +46,38 @@ impl Plan<'_> {
 
 /// The emit templates, one per [`Shape`], each giving the function's new body. Every body
 /// starts with the user's inner attributes and keeps the user's braces.
+///
+/// The call-site `static` is declared in the block that makes the guard,
+/// `let guard = { static SITE: Site<Kind> = ..; Guard::plain(&SITE) };`, so that it is in no
+/// scope the user's code or another expansion shares: two attributes on one fn each have
+/// their own.
 struct Template {
     /// `::spectator::__private`.
     p: TokenStream,
     /// The expansion's names.
     ids: Idents,
-    /// `static SITE: Site<Kind> = Site::new(name, tags);`
-    site_static: TokenStream,
+    /// The guard of a meter without the `result` tag: `Guard::plain(&SITE)`, or
+    /// `LongTaskGuard::start(&SITE)` for a long task timer, with the site's static.
+    plain_guard: TokenStream,
+    /// The guard of a meter with the `result` tag, `Guard::tagged(&SITE)`, with the site's
+    /// static.
+    tagged_guard: TokenStream,
+    /// Whether the meter is a long task timer (which has no `result` tag).
+    long_task: bool,
 }
 
 impl Template {
-    fn new(ty: TokenStream, init: TokenStream) -> Template {
+    fn new(ty: TokenStream, init: TokenStream, long_task: bool) -> Template {
         let ids = Idents::new();
+        let p = private();
         let site = &ids.site;
+        let site_static = quote!(static #site: #ty = #init;);
+        let start = start_plain(long_task, site);
         Template {
-            p: private(),
-            site_static: quote!(static #site: #ty = #init;),
+            plain_guard: quote!({ #site_static #start }),
+            tagged_guard: quote!({ #site_static #p::Guard::tagged(&#site) }),
+            p,
+            long_task,
             ids,
         }
     }
@@ -83,18 +99,15 @@ impl Template {
     /// The user's leading items, the site and the guard, then the rest of the statements.
     fn plain(&self, func: &Func) -> TokenStream {
         let Template {
-            p,
-            ids,
-            site_static,
+            ids, plain_guard, ..
         } = self;
-        let Idents { site, guard, .. } = ids;
+        let guard = &ids.guard;
         let inner_attrs = &func.inner_attrs;
         let (items, rest) = func.items_and_rest();
         func.braced(quote! {
             #(#inner_attrs)*
             #items
-            #site_static
-            let #guard = #p::Guard::plain(&#site);
+            let #guard = #plain_guard;
             #rest
         })
     }
@@ -105,17 +118,17 @@ impl Template {
         let Template {
             p,
             ids,
-            site_static,
+            tagged_guard,
+            ..
         } = self;
-        let Idents { site, guard, ret } = ids;
+        let Idents { guard, ret, .. } = ids;
         let inner_attrs = &func.inner_attrs;
         let out = output_type(&func.sig.output);
         let user = func.braced(func.stmts());
         let finish = self.finish();
         func.braced(quote! {
             #(#inner_attrs)*
-            #site_static
-            let mut #guard = #p::Guard::tagged(&#site);
+            let mut #guard = #tagged_guard;
             let #ret = #p::call(move || -> #out #user);
             #finish
             #ret
@@ -129,11 +142,9 @@ impl Template {
     /// the async fn (the "fake return edge" of tracing-attributes).
     fn tagged_async(&self, func: &Func) -> TokenStream {
         let Template {
-            p,
-            ids,
-            site_static,
+            ids, tagged_guard, ..
         } = self;
-        let Idents { site, guard, ret } = ids;
+        let Idents { guard, ret, .. } = ids;
         let inner_attrs = &func.inner_attrs;
         let out = output_type(&func.sig.output);
         let (items, rest) = func.items_and_rest();
@@ -149,8 +160,7 @@ impl Template {
         let finish = self.finish();
         func.braced(quote! {
             #(#inner_attrs)*
-            #site_static
-            let mut #guard = #p::Guard::tagged(&#site);
+            let mut #guard = #tagged_guard;
             let #ret = async move #user.await;
             #finish
             #ret
@@ -158,7 +168,8 @@ impl Template {
     }
 
     /// The statements before the tail, then the tail's async block wrapped in one that holds
-    /// the guard (inside `call(..)` when the tail is `Box::pin(async ..)`).
+    /// the guard (inside `call(..)` when the tail is `Box::pin(async ..)`). The guard is made
+    /// when the returned future is first polled.
     fn async_tail(
         &self,
         func: &Func,
@@ -167,21 +178,28 @@ impl Template {
         block: &ExprAsync,
     ) -> TokenStream {
         let Template {
-            p,
-            ids,
-            site_static,
+            ids, tagged_guard, ..
         } = self;
-        let Idents { site, guard, ret } = ids;
+        let Idents { guard, ret, .. } = ids;
         let inner_attrs = &func.inner_attrs;
         let capture = &block.capture;
-        let finish = self.finish();
-        let wrapped = quote! {
-            async #capture {
-                #site_static
-                let mut #guard = #p::Guard::tagged(&#site);
-                let #ret = #block.await;
-                #finish
-                #ret
+        let wrapped = if self.long_task {
+            let plain_guard = &self.plain_guard;
+            quote! {
+                async #capture {
+                    let #guard = #plain_guard;
+                    #block.await
+                }
+            }
+        } else {
+            let finish = self.finish();
+            quote! {
+                async #capture {
+                    let mut #guard = #tagged_guard;
+                    let #ret = #block.await;
+                    #finish
+                    #ret
+                }
             }
         };
         let tail = match call {

@@ -17,6 +17,11 @@
 //! * async tail: a sync fn whose body ends in an `async` block or in `Box::pin(async ..)`
 //!   (the `#[async_trait]` shape). That block is wrapped in one holding the guard.
 //!
+//! With `long_task` (a long task timer, no `result` tag) sync and async fns alike take the
+//! plain shape: the guard holds a running task from the start of the body (the first poll,
+//! for an async fn) until it drops on return, unwind, or with the dropped future. A fn of the
+//! async-tail shape starts its task when the returned future is first polled.
+//!
 //! In every shape the body keeps its inner attributes first and its braces' spans, and no
 //! statement of the user's is rewritten.
 
@@ -46,9 +51,12 @@ impl Kind {
         }
     }
 
-    /// The metric name of the argument-less form.
-    fn default_name(self) -> &'static str {
+    /// The metric name of the argument-less form (`long_task`: with that flag). A long task
+    /// timer has a name of its own, so that `#[timed]` and `#[timed(long_task)]` can measure
+    /// the same fn.
+    fn default_name(self, long_task: bool) -> &'static str {
         match self {
+            Kind::Timed if long_task => "method.longTask",
             Kind::Timed => "method.timed",
             Kind::Counted => "method.counted",
         }
@@ -161,6 +169,34 @@ mod tests {
         assert!(guard < body.find("let x").unwrap(), "{out}");
     }
 
+    /// Each expansion's static is in a block of its own, so two attributes on one fn (or an
+    /// attribute and the user's items) never declare the same name in one scope.
+    #[test]
+    fn the_site_static_is_scoped_to_the_guard() {
+        for item in [
+            quote!(
+                fn f() -> u32 {
+                    7
+                }
+            ),
+            quote!(
+                fn f() -> Result<u32, E> {
+                    Ok(7)
+                }
+            ),
+            quote!(
+                async fn f() -> u32 {
+                    7
+                }
+            ),
+        ] {
+            let out = try_expand(Kind::Timed, quote!("a.b"), item)
+                .unwrap()
+                .to_string();
+            assert!(out.contains("= { static __SPECTATOR_SITE :"), "{out}");
+        }
+    }
+
     #[test]
     fn a_body_syn_cannot_parse_is_measured_as_tokens() {
         let out = try_expand(
@@ -203,6 +239,78 @@ mod tests {
         );
         assert!(out.contains("(\"method\" , \"go\")"), "{out}");
         assert!(out.contains("Site < :: spectator :: Counter >"), "{out}");
+    }
+
+    #[test]
+    fn long_tasks_hold_a_task_guard_in_every_shape_without_a_result_tag() {
+        let expand = |attr: TokenStream, item: TokenStream| {
+            try_expand(Kind::Timed, attr, item).unwrap().to_string()
+        };
+        let task = ":: spectator :: __private :: LongTaskGuard :: start (& __SPECTATOR_SITE) } ;";
+        for item in [
+            quote!(
+                fn f() -> io::Result<u32> {
+                    Ok(1)
+                }
+            ),
+            quote!(
+                async fn f() -> Result<u32, E> {
+                    Ok(1)
+                }
+            ),
+        ] {
+            let out = expand(quote!("job.run", long_task), item);
+            assert!(out.contains(task), "{out}");
+            assert!(
+                out.contains("Site < :: spectator :: LongTaskTimer >"),
+                "{out}"
+            );
+            assert!(!out.contains("Guard :: tagged"), "{out}");
+            assert!(!out.contains("call ("), "{out}");
+            assert!(!out.contains("loop"), "{out}");
+            assert!(out.trim_end().ends_with("Ok (1) }"), "{out}");
+        }
+
+        let boxed = expand(
+            quote!("job.run", long_task),
+            quote!(
+                fn f(&self) -> Pin<Box<dyn Future<Output = ()>>> {
+                    Box::pin(async move { () })
+                }
+            ),
+        );
+        let wrapped = boxed.split_once("Box :: pin (async move {").unwrap().1;
+        assert!(wrapped.contains(task), "{boxed}");
+        assert!(wrapped.contains("async move { () } . await"), "{boxed}");
+
+        // The argument-less form has a name of its own; `result` is the user's to set.
+        let out = expand(
+            quote!(long_task),
+            quote!(
+                async fn f() {}
+            ),
+        );
+        assert!(out.contains("\"method.longTask\""), "{out}");
+        let out = expand(
+            quote!("job.run", result = "ok", long_task),
+            quote!(
+                fn f() -> Result<(), ()> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("(\"result\" , \"ok\")"), "{out}");
+        let e = try_expand(
+            Kind::Counted,
+            quote!("job.run", long_task),
+            quote!(
+                fn f() {}
+            ),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("#[timed(\"name\", long_task)]"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::Kind;
 use crate::args::MeterArgs;
 use crate::errors::Errors;
 use crate::func::{Body, Func};
-use crate::validate::{self, Meter, NameRule, Rules};
+use crate::kinds;
+use crate::validate::{self, Flag, Meter, NameRule, Rules};
 
 /// How the body is wrapped.
 pub(super) enum Shape<'a> {
@@ -50,16 +51,27 @@ impl<'a> Shape<'a> {
         }
     }
 
-    /// Whether the meter gets the `result` tag.
-    fn tagged(&self) -> bool {
-        !matches!(self, Shape::Plain)
+    /// The shape for a meter without the `result` tag (a long task timer): the statements
+    /// follow the guard in the body itself, sync or async (an async fn's body runs from its
+    /// first poll, and its locals, the guard among them, drop with the future); a future built
+    /// by the tail is still wrapped, to start the task when that future is first polled.
+    fn untagged(self) -> Shape<'a> {
+        match self {
+            Shape::TaggedSync | Shape::TaggedAsync => Shape::Plain,
+            other => other,
+        }
     }
 }
 
 /// What an attribute expands to, before any code is written.
 pub(super) struct Plan<'a> {
-    /// The runtime meter type of the call site: `Timer`, `PercentileTimer` or `Counter`.
+    /// The runtime meter type of the call site: `Timer`, `PercentileTimer`, `LongTaskTimer`
+    /// or `Counter`.
     pub(super) kind: &'static str,
+    /// Whether the meter is a long task timer: a task runs while the call does, and there is
+    /// no `result` tag (a task in flight has no outcome yet, as in Spectator Java).
+    pub(super) long_task: bool,
+
     /// The checked name and the tags written.
     pub(super) meter: Meter,
     /// Tags the attribute adds: `module` and `method` in the argument-less form.
@@ -67,6 +79,20 @@ pub(super) struct Plan<'a> {
     /// How the body is wrapped.
     pub(super) shape: Shape<'a>,
 }
+
+/// The flags of `#[timed]` that `#[counted]` refuses, with what to write instead.
+const COUNTED_REFUSES: &[(Flag, &str)] = &[
+    (
+        Flag::Percentiles,
+        "a counter has no distribution; for percentiles of the calls' durations, use \
+         `#[timed(\"name\", percentiles)]`",
+    ),
+    (
+        Flag::LongTask,
+        "it counts calls when they end; to see the calls in flight and how long they have run \
+         so far, use `#[timed(\"name\", long_task)]`",
+    ),
+];
 
 const TAKEN_MODULE: (&str, &str) = (
     "module",
@@ -99,18 +125,30 @@ impl<'a> Plan<'a> {
             );
         }
 
-        let shape = Shape::of(func);
+        // Decided before the checks, which depend on it (the default name, the `result` tag).
+        let long_task = matches!(kind, Kind::Timed) && Flag::LongTask.given(args);
+        let shape = if long_task {
+            Shape::of(func).untagged()
+        } else {
+            Shape::of(func)
+        };
+        let outcome = !long_task && !matches!(shape, Shape::Plain);
         let mut taken = Vec::new();
         if args.name.is_none() {
             taken.extend([TAKEN_MODULE, TAKEN_METHOD]);
         }
-        if shape.tagged() {
+        if outcome {
             taken.push(TAKEN_RESULT);
         }
+        let (flags, refused): (&[Flag], &[(Flag, &str)]) = match kind {
+            Kind::Timed => (&Flag::ALL, &[]),
+            Kind::Counted => (&[], COUNTED_REFUSES),
+        };
         let rules = Rules {
             macro_name: attr,
-            percentiles: matches!(kind, Kind::Timed),
-            name: NameRule::Default(kind.default_name()),
+            flags,
+            refused,
+            name: NameRule::Default(kind.default_name(long_task)),
             taken: &taken,
         };
         let checked = validate::check(args, &rules);
@@ -121,8 +159,7 @@ impl<'a> Plan<'a> {
         let meter = checked?;
 
         let kind = match kind {
-            Kind::Timed if meter.percentiles => "PercentileTimer",
-            Kind::Timed => "Timer",
+            Kind::Timed => kinds::timer(&meter),
             Kind::Counted => "Counter",
         };
         let extra = if meter.named {
@@ -136,6 +173,7 @@ impl<'a> Plan<'a> {
         };
         Ok(Plan {
             kind,
+            long_task,
             meter,
             extra,
             shape,
