@@ -215,6 +215,9 @@
 //!   `cargo run --example receiver` in the repository runs one.
 //! * `testing`: `spectator::testing::aggregator`, the receiver under the name this project's
 //!   tests use.
+//! * `metrics-rs`: `spectator::metrics_rs`, a recorder for the [`metrics`](https://docs.rs/metrics/0.24)
+//!   facade (`SpectatorRecorder`, `metrics_rs::install()`), so that libraries instrumented with
+//!   `metrics::counter!` & co. report through a registry.
 //!
 //! # Logs
 //!
@@ -236,6 +239,8 @@ mod id;
 mod log;
 mod measurement;
 mod meter;
+#[cfg(feature = "metrics-rs")]
+pub mod metrics_rs;
 mod publish;
 mod registry;
 pub mod rules;

@@ -209,7 +209,7 @@ impl Registry {
 
     for_each_meter_kind!(accessors);
 
-    fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
+    pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         if let Some(key) = IdRef::new(name, tags) {
             if let Some(m) = self.find(&key) {
                 return m;
