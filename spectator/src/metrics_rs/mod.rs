@@ -42,9 +42,9 @@
 //! | `counter!(..).increment(n)` | a counter | `statistic=count`: the sum of the increments (Add) |
 //! | `counter!(..).absolute(v)` | the same counter, sampled like Spectator's `MonotonicCounter` | `statistic=count`: the increase of `v` since the previous step; nothing at the first sample; a value lower than the previous one becomes the new base (the source restarted) |
 //! | `gauge!(..).set(v)`, `.increment(d)`, `.decrement(d)` | a gauge starting at 0 | `statistic=gauge`: the current value (Max), at every step from the first update on |
-//! | `histogram!(..).record(v)` | a [`DistributionSummary`](crate::DistributionSummary) | `count`, `totalAmount`, `totalOfSquares`, `max` |
-//! | `histogram!` of a name described with `Unit::Seconds`, `Milliseconds`, `Microseconds` or `Nanoseconds` | a [`Timer`](crate::Timer), values converted to seconds | `count`, `totalTime`, `totalOfSquares`, `max` (seconds) |
-//! | `histogram!` of a name chosen with [`SpectatorRecorderBuilder::percentiles`] | a [`PercentileDistributionSummary`](crate::PercentileDistributionSummary), or a [`PercentileTimer`](crate::PercentileTimer) when described with a time unit | the same, plus `percentile` bucket counts |
+//! | `histogram!(..).record(v)` | a [`DistributionSummary`] | `count`, `totalAmount`, `totalOfSquares`, `max` |
+//! | `histogram!` of a name described with `Unit::Seconds`, `Milliseconds`, `Microseconds` or `Nanoseconds` | a [`Timer`], values converted to seconds | `count`, `totalTime`, `totalOfSquares`, `max` (seconds) |
+//! | `histogram!` of a name chosen with [`SpectatorRecorderBuilder::percentiles`] | a [`PercentileDistributionSummary`], or a [`PercentileTimer`] when described with a time unit | the same, plus `percentile` bucket counts |
 //! | `describe_counter!`, `describe_gauge!`, descriptions | nothing (Atlas keeps no descriptions or units) | |
 //!
 //! # Where `metrics` and Spectator differ
