@@ -72,16 +72,25 @@ fn setup() -> (spectator::Registry, SpectatorRecorder, PrometheusRecorder) {
             }
         });
     }
-    for i in 0..1_000 {
-        registry.counter("otherNative", &[("i", &i.to_string())]);
-    }
     // A running program polls every step; each poll folds new meters into one map.
     registry.measurements();
     (registry, spectator, prometheus)
 }
 
+/// A registry of native meters only, holding 1k other series (a native counter of a name the
+/// facade registered would be another meter type: see the `metrics_rs` module docs).
+fn native() -> spectator::Registry {
+    let registry = spectator::Registry::default();
+    for i in 0..1_000 {
+        registry.counter("other", &[("i", &i.to_string())]);
+    }
+    registry.measurements();
+    registry
+}
+
 fn lookup(c: &mut Criterion) {
     let (registry, spectator, prometheus) = setup();
+    let native = native();
     let t = Tally::default();
     let mut g = c.benchmark_group("facade lookup (1k other series)");
     let s_name = "metrics + SpectatorRecorder: counter!(name, 2 labels).increment(1)";
@@ -100,7 +109,7 @@ fn lookup(c: &mut Criterion) {
         })
     });
     bench(&mut g, &t, r_name, || {
-        registry
+        native
             .counter(
                 black_box("server.numRequests"),
                 &[("status", "200"), ("method", "GET")],
@@ -133,7 +142,7 @@ fn cached(c: &mut Criterion) {
     let exporter = metrics::with_local_recorder(&prometheus, || {
         metrics::counter!("server.numRequests", &labels)
     });
-    let native = registry.counter("server.numRequestsNative", &labels);
+    let native = native().counter("server.numRequests", &labels);
     let t = Tally::default();
     let mut g = c.benchmark_group("facade cached handle");
     let s_name = "cached metrics::Counter from SpectatorRecorder: increment(1)";
@@ -152,15 +161,10 @@ fn cached(c: &mut Criterion) {
     );
     if !s.is_nan() {
         let polled = registry.measurements();
-        let sum = |name: &str| -> f64 {
-            polled
-                .iter()
-                .filter(|m| m.id.name() == name)
-                .map(|m| m.value)
-                .sum()
-        };
-        assert!(sum("server.numRequests") > 0.0);
-        assert!(sum("server.numRequestsNative") > 0.0);
+        assert!(polled
+            .iter()
+            .any(|m| m.id.name() == "server.numRequests" && m.value > 0.0));
+        assert!(native.count() > 0.0);
     }
 }
 
