@@ -75,6 +75,45 @@ fn counter_absolute_reports_increases_like_a_monotonic_counter() {
     assert_eq!(step(31), Some(1.0));
 }
 
+/// Runs `f` with `recorder` on a thread of its own, which ends before this returns: its
+/// cached handles are gone, so only the registry refers to the meters `f` touched.
+fn on_a_thread(recorder: &SpectatorRecorder, f: impl FnOnce() + Send) {
+    std::thread::scope(|s| {
+        s.spawn(|| metrics::with_local_recorder(recorder, f));
+    });
+}
+
+#[test]
+fn without_handles_idle_counters_expire_but_absolute_counters_and_gauges_stay() {
+    let (registry, clock) = registry();
+    let recorder = SpectatorRecorder::new(registry.clone());
+    on_a_thread(&recorder, || {
+        metrics::counter!("idle.count").increment(1);
+        metrics::counter!("source.total").absolute(100);
+        metrics::gauge!("pool.size").increment(4.0);
+    });
+    let polled = poll(&registry);
+    assert_eq!(value(&polled, "idle.count:statistic=count"), Some(1.0));
+    assert_eq!(value(&polled, "source.total:statistic=count"), None);
+    assert_eq!(registry.len(), 3);
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(15 * 60));
+        let polled = poll(&registry);
+        assert_eq!(value(&polled, "pool.size:statistic=gauge"), Some(4.0));
+        assert_eq!(polled.len(), 1, "{polled:?}");
+    }
+    // The idle counter went with the meter TTL; the others are still registered.
+    assert_eq!(registry.len(), 2);
+    on_a_thread(&recorder, || {
+        metrics::counter!("source.total").absolute(130)
+    });
+    assert_eq!(
+        value(&poll(&registry), "source.total:statistic=count"),
+        Some(30.0),
+        "the base of an hour ago was kept"
+    );
+}
+
 #[test]
 fn gauge_takes_set_increment_decrement_and_keeps_reporting_while_it_stands() {
     let (registry, clock) = registry();
