@@ -232,6 +232,9 @@
 //! * `tower`: `spectator::ipc`, Netflix's IPC call metrics (`ipc.server.call`,
 //!   `ipc.client.call`, ...) as `tower::Layer`s for axum, tonic, hyper and reqwest services;
 //!   `axum` adds the route template (`MatchedPath`) as the `ipc.endpoint` tag.
+//! * `metrics-rs`: `spectator::metrics_rs`, a recorder for the [`metrics`](https://docs.rs/metrics/0.24)
+//!   facade (`SpectatorRecorder`, `metrics_rs::install()`), so that libraries instrumented with
+//!   `metrics::counter!` & co. report through a registry.
 //!
 //! # Logs
 //!
@@ -253,6 +256,8 @@ mod id;
 mod log;
 mod measurement;
 mod meter;
+#[cfg(feature = "metrics-rs")]
+pub mod metrics_rs;
 mod publish;
 mod registry;
 pub mod rules;

@@ -391,7 +391,7 @@ impl Registry {
         summary
     }
 
-    fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
+    pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         if let Some(key) = IdRef::new(name, tags) {
             if let Some(m) = self.find(&key) {
                 return m;
