@@ -79,7 +79,9 @@ fn counter_absolute_reports_increases_like_a_monotonic_counter() {
 /// cached handles are gone, so only the registry refers to the meters `f` touched.
 fn on_a_thread(recorder: &SpectatorRecorder, f: impl FnOnce() + Send) {
     std::thread::scope(|s| {
-        s.spawn(|| metrics::with_local_recorder(recorder, f));
+        // An explicit join waits for the thread to have exited, its thread-local cache
+        // destroyed too (the end of the scope alone only waits for `f` to return).
+        let _ = s.spawn(|| metrics::with_local_recorder(recorder, f)).join();
     });
 }
 

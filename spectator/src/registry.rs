@@ -37,6 +37,7 @@ use crate::sync::retire::{handle_is_live, try_retire};
 use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
 use hashbrown::{Equivalent, HashMap};
+use std::any::TypeId;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,9 @@ type Level = HashMap<Id, Arc<Entry>, BuildHasherDefault<PassThrough>>;
 /// One registered meter.
 pub(crate) struct Entry {
     core: Arc<dyn Meter>,
+    /// The concrete type behind `core`, so that a lookup finds its handle with one compare
+    /// (no virtual call).
+    core_type: TypeId,
     /// Its kind's name, for warnings.
     kind: &'static str,
     /// The ids it reports under, made once.
@@ -434,7 +438,20 @@ impl Registry {
     }
 
     /// A handle of the requested kind, or a detached one when the id has another kind.
+    #[inline]
     fn handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
+        if entry.core_type == TypeId::of::<M::Core>() {
+            let raw = Arc::into_raw(Arc::clone(&entry.core)).cast::<M::Core>();
+            // SAFETY: `core_type` is the type of the value behind `core`, recorded when the
+            // entry was made from an `Arc<M::Core>`: this is the cast `Arc::downcast` makes
+            // after the same check, without its virtual `type_id` call.
+            return Some(M::from_core(unsafe { Arc::from_raw(raw) }));
+        }
+        self.mismatch(entry)
+    }
+
+    #[cold]
+    fn mismatch<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
         match M::downcast(&entry.core) {
             Some(m) => Some(m),
             None => {
@@ -475,6 +492,7 @@ impl Registry {
         let entry = Arc::new(Entry {
             ids: M::stat_ids(&id),
             core,
+            core_type: TypeId::of::<M::Core>(),
             kind: M::KIND,
             last_active: AtomicU64::new(self.inner.clock.wall_time()),
             retired: AtomicBool::new(false),

@@ -147,6 +147,7 @@ pub(crate) trait AsAny {
 }
 
 impl<T: Any + Send + Sync> AsAny for T {
+    #[inline]
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
@@ -174,6 +175,7 @@ pub(crate) trait MeterKind: Sized {
     }
 
     /// A handle on `core` if it is of this kind.
+    #[inline]
     fn downcast(core: &Arc<dyn Meter>) -> Option<Self> {
         core.clone().into_any().downcast().ok().map(Self::from_core)
     }
