@@ -13,11 +13,14 @@ use spectator::testing::aggregator::{check_measurement, decode_payload};
 use spectator::wire::encode_batch;
 use spectator::{Id, Measurement};
 
+/// Tag pairs as given.
+pub type Tags = Vec<(String, String)>;
+
 /// The fuzzed input.
 #[derive(Arbitrary, Debug)]
 pub struct Input {
     pub common: Vec<(String, String)>,
-    pub measurements: Vec<(String, Vec<(String, String)>, f64)>,
+    pub measurements: Vec<(String, Tags, f64)>,
 }
 
 /// Panics when a property does not hold for `input`.

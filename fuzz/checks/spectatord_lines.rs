@@ -12,12 +12,15 @@ use arbitrary::Arbitrary;
 use spectator::rules::{is_valid_char, sanitize};
 use spectator::{Id, Registry};
 
+/// Tag pairs as given.
+pub type Tags = Vec<(String, String)>;
+
 /// The fuzzed input.
 #[derive(Arbitrary, Debug)]
 pub struct Input {
     pub common: Vec<(String, String)>,
     /// `(kind, name, tags, value)`: kind picks the meter (counter, gauge, max gauge, summary).
-    pub meters: Vec<(u8, String, Vec<(String, String)>, f64)>,
+    pub meters: Vec<(u8, String, Tags, f64)>,
 }
 
 /// One line split as spectatord's `parse_line` does.
