@@ -11,6 +11,27 @@
 //!
 //! Call [`stop_global`] before exiting to publish what was recorded since the last step.
 //!
+//! # At exit
+//!
+//! When [`global()`] started publishing on its own, a program that ends without calling
+//! [`stop_global`] still gets its last partial step published where the platform allows:
+//! - **Linux**: an `atexit` handler, registered once when publishing auto-starts, runs
+//!   [`stop_global`] when the process exits normally (`main` returns, or
+//!   `std::process::exit` is called). It stops the loop and does the final publish on a thread
+//!   of its own and waits for it at most twice the configured `timeout` plus one second
+//!   (at most 30 s), so an aggregator that does not answer cannot hang the exit; past that
+//!   the step is lost and the process exits. Forked children inherit the handler: see
+//!   *Forking* below.
+//! - **Other platforms**: no handler; what was recorded since the last step is lost unless
+//!   the program calls [`stop_global`].
+//! - **Everywhere**: nothing runs on `abort`, a panic with `panic = "abort"`, a fatal signal
+//!   (`SIGKILL`, or `SIGTERM`/`SIGINT` without a handler) or `_exit`: the partial step is
+//!   lost. Handle the signals you expect (for example with `tokio::signal`) and call
+//!   [`stop_global`] there.
+//!
+//! A publisher started by the program with `global().start()` is the program's to stop: the
+//! handler does not touch it.
+//!
 //! # Forking
 //!
 //! Fork worker processes before publishing starts: set `SPECTATOR_DISABLE_AUTO_START_GLOBAL=1`,
@@ -25,6 +46,9 @@
 //!   they are sent by both processes;
 //! - fork outside of a publish: a registry lock held by the publishing thread at that instant
 //!   stays held in the child.
+//!
+//! On Linux a child that exits normally (not through `_exit`) runs the exit handler too: it
+//! publishes what the child recorded (and the inherited deltas, unless discarded as above).
 
 use std::sync::{Mutex, OnceLock};
 
@@ -87,6 +111,7 @@ fn init() -> Registry {
         match registry.start_at(LoopPlace::OwnThread) {
             Ok(p) => {
                 *lock(&AUTO_PUBLISHER) = Some(p);
+                at_exit::register();
             }
             Err(e) => tracing::error!(
                 target: "spectator::init",
@@ -97,6 +122,75 @@ fn init() -> Registry {
         tracing::debug!(target: "spectator::init", "global registry created; publishing not started");
     }
     registry
+}
+
+/// The final publish when the process exits without [`stop_global`] (see the module docs).
+#[cfg(target_os = "linux")]
+mod at_exit {
+    use std::sync::{mpsc, Once};
+    use std::time::Duration;
+
+    /// Longest wait at exit, whatever the configured timeout.
+    const MAX_WAIT: Duration = Duration::from_secs(30);
+
+    /// Registers the handler, once per process.
+    pub(super) fn register() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `flush` is an `extern "C" fn()` that never unwinds (it catches panics).
+            if unsafe { libc::atexit(flush) } != 0 {
+                tracing::warn!(target: "spectator::init",
+                    "cannot register the exit handler: call spectator::stop_global() before exiting");
+            }
+        });
+    }
+
+    extern "C" fn flush() {
+        // Unwinding out of an `extern "C"` function aborts: keep any panic in here.
+        let _ = std::panic::catch_unwind(flush_bounded);
+    }
+
+    /// Runs `stop_global` on a thread of its own and waits for it within the bound, so that
+    /// neither a slow aggregator nor a lock held by a thread that called `exit` can hang the
+    /// exit.
+    fn flush_bounded() {
+        let Some(registry) = super::GLOBAL.get() else {
+            return;
+        };
+        // Stopped already (or never started)? Without blocking: a thread that called `exit`
+        // while holding the lock must not hang the exit here.
+        let stopped = match super::AUTO_PUBLISHER.try_lock() {
+            Ok(p) => p.is_none(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_none(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        };
+        if stopped {
+            return;
+        }
+        let timeout = registry.config().timeout;
+        let limit = (timeout.saturating_mul(2) + Duration::from_secs(1)).min(MAX_WAIT);
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("spectator-exit".into())
+            .spawn(move || {
+                let _ = tx.send(super::stop_global());
+            });
+        if spawned.is_err() {
+            return;
+        }
+        match rx.recv_timeout(limit) {
+            Ok(report) => tracing::debug!(target: "spectator::registry", ?report,
+                "final publish at exit"),
+            Err(_) => tracing::warn!(target: "spectator::registry", ?limit,
+                "the final publish at exit did not finish in time; its measurements are lost"),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod at_exit {
+    /// No exit hook on this platform: the program calls `stop_global` itself.
+    pub(super) fn register() {}
 }
 
 fn flag_set(v: Option<String>) -> bool {

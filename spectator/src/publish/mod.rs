@@ -15,7 +15,8 @@
 //! `error=validation` (the aggregator rejected them: 202 and 400 answers), `http-error` (other
 //! refusing statuses, and kept batches dropped from the bounded queue after 429/5xx), `other`
 //! (kept batches dropped after connection failures) and `output` (a spectatord socket was
-//! missing, refused the datagram or was full, or a file write failed).
+//! missing, refused the datagram or was full, or a file write failed). `spectator.publish.panics`
+//! counts publish steps that a panic (a bug) ended; the loop carries on (see `publisher`).
 //!
 //! Logs go to the tracing targets `spectator::registry` (loop) and `spectator::http` (POSTs).
 

@@ -1,8 +1,19 @@
 //! The background loop behind [`Publisher`]: it drives
 //! [`Registry::publish`](crate::Registry::publish) every step, and once more when stopped.
+//!
+//! A panic during a step (a bug in an output, in the poll, or in a [`Clock`](crate::Clock))
+//! is contained to that step: it is logged (tracing target `spectator::registry`, level
+//! error), counted in the counter `spectator.publish.panics` (one per panicked step, sent with
+//! the next successful publish), and the loop carries on at the next step. The measurements
+//! that step had taken from the meters are lost. Final publishes are contained the same way.
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -120,7 +131,13 @@ async fn run_loop(
 ) {
     let frequency = registry.config().frequency.max(Duration::from_millis(1));
     loop {
-        let delay = until_next_step(registry.clock().wall_time(), frequency);
+        let delay = catch_unwind(AssertUnwindSafe(|| {
+            until_next_step(registry.clock().wall_time(), frequency)
+        }))
+        .unwrap_or_else(|panic| {
+            note_panic(&registry, "reading the clock", panic.as_ref());
+            frequency
+        });
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop_rx.changed() => break,
@@ -128,7 +145,7 @@ async fn run_loop(
         if *stop_rx.borrow() {
             break;
         }
-        registry.publish().await;
+        contained_publish(&registry, Connection::Shared).await;
     }
     let _ = done.send(());
 }
@@ -167,7 +184,7 @@ impl Publisher {
             return PublishReport::default();
         }
         if self.inherited() {
-            return self.registry.publish().await;
+            return contained_publish(&self.registry, Connection::Shared).await;
         }
         let _ = self.stop_tx.send(true);
         if let Some(t) = self.take_thread() {
@@ -183,7 +200,7 @@ impl Publisher {
                 }
             }
         }
-        let report = self.registry.publish().await;
+        let report = contained_publish(&self.registry, Connection::Shared).await;
         self.registry.release_loop();
         report
     }
@@ -259,10 +276,67 @@ fn final_publish_on_thread(registry: crate::Registry) -> PublishReport {
 
 fn final_publish_blocking(registry: &crate::Registry) -> PublishReport {
     match current_thread_runtime() {
-        Ok(rt) => rt.block_on(registry.publish_on(Connection::Fresh)),
+        Ok(rt) => rt.block_on(contained_publish(registry, Connection::Fresh)),
         Err(e) => {
             tracing::error!(target: "spectator::registry", "final publish impossible: {e}");
             PublishReport::default()
+        }
+    }
+}
+
+/// The counter of publish steps that panicked.
+pub(crate) const PANICS: &str = "spectator.publish.panics";
+
+/// One publish with a panic caught, logged and counted: an empty report then.
+pub(crate) async fn contained_publish(
+    registry: &crate::Registry,
+    connection: Connection,
+) -> PublishReport {
+    match CatchUnwind(Box::pin(registry.publish_on(connection))).await {
+        Ok(report) => report,
+        Err(panic) => {
+            note_panic(registry, "publishing", panic.as_ref());
+            PublishReport::default()
+        }
+    }
+}
+
+/// Logs a contained panic and counts it in [`PANICS`] (if even that does not panic: the
+/// counter's registration reads the clock, which may be what panicked).
+fn note_panic(registry: &crate::Registry, during: &str, panic: &(dyn Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(
+        target: "spectator::registry",
+        panic = message,
+        "a panic while {during} ended this publish step (a bug); what the step had polled is \
+         lost; publishing carries on at the next step"
+    );
+    let counted = catch_unwind(AssertUnwindSafe(|| {
+        registry.counter(PANICS, &[]).increment()
+    }));
+    if counted.is_err() {
+        tracing::error!(target: "spectator::registry", "could not count that panic in {PANICS}");
+    }
+}
+
+/// A future whose panics come out as `Err` (what `futures::FutureExt::catch_unwind` does).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.get_mut().0.as_mut();
+        // AssertUnwindSafe: after a panic the future is dropped, never polled again, and the
+        // registry's locks ignore poisoning (what they guard is whole at every await point).
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
         }
     }
 }
@@ -284,5 +358,47 @@ mod tests {
             Duration::from_millis(1)
         );
         assert_eq!(until_next_step(u64::MAX, s), Duration::from_millis(1));
+    }
+
+    /// A clock whose next `wall_time` panics when armed.
+    struct TrapClock(std::sync::Arc<AtomicBool>);
+
+    impl crate::Clock for TrapClock {
+        fn wall_time(&self) -> u64 {
+            if self.0.swap(false, Ordering::SeqCst) {
+                panic!("injected clock failure");
+            }
+            1_000
+        }
+        fn monotonic_time(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_panicking_poll_is_contained_and_counted() {
+        let armed = std::sync::Arc::new(AtomicBool::new(false));
+        let registry = crate::Registry::builder()
+            .output_location("memory")
+            .clock(TrapClock(armed.clone()))
+            .build();
+        let rt = current_thread_runtime().unwrap();
+        registry.counter("lost", &[]).increment();
+        armed.store(true, Ordering::SeqCst);
+        // The poll reads the clock first: the step panics before sending anything.
+        let report = rt.block_on(contained_publish(&registry, Connection::Shared));
+        assert_eq!(report, PublishReport::default());
+        assert!(!armed.load(Ordering::SeqCst), "the trap was not reached");
+        assert!(registry.take_written_lines().is_empty());
+        // The next step works, and reports the panic.
+        registry.counter("kept", &[]).increment();
+        let report = rt.block_on(contained_publish(&registry, Connection::Shared));
+        assert!(report.sent >= 1, "{report:?}");
+        let lines = registry.take_written_lines();
+        assert!(
+            lines.contains(&"c:spectator.publish.panics,statistic=count:1".to_string()),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with("c:kept,")), "{lines:?}");
     }
 }
