@@ -12,6 +12,8 @@ use arbitrary::{Arbitrary, Unstructured};
 mod encode_payload;
 #[path = "../fuzz/checks/id_sanitize.rs"]
 mod id_sanitize;
+#[path = "../fuzz/checks/receiver_input.rs"]
+mod receiver_input;
 #[path = "../fuzz/checks/spectatord_lines.rs"]
 mod spectatord_lines;
 
@@ -68,4 +70,10 @@ fn spectatord_lines_corpus() {
     let exact = exact.into_inner();
     println!("{n} inputs, {exact} gauges checked exactly");
     assert!(exact > 0, "no input set a plain gauge");
+}
+
+#[test]
+fn receiver_input_corpus() {
+    let n = replay("receiver_input", receiver_input::check);
+    assert!(n >= 10, "only {n} inputs decoded");
 }
