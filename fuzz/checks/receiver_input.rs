@@ -34,12 +34,18 @@ pub fn check(input: &Input) {
 
     // spectatord datagram: every parsed line has a sanitised name and tags, and the
     // aggregator counts each line once, as parsed or as an error.
-    let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let lines = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     for line in bytes.split(|&b| b == b'\n') {
         if let Ok(p) = parse_bytes(line) {
             assert!(p.name.chars().all(is_valid_char), "{p:?}");
             for (k, v) in &p.tags {
-                assert!(k.chars().all(is_valid_char) && v.chars().all(is_valid_char), "{p:?}");
+                assert!(
+                    k.chars().all(is_valid_char) && v.chars().all(is_valid_char),
+                    "{p:?}"
+                );
             }
         }
     }
