@@ -26,8 +26,6 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Crit
 use http_body_util::Empty;
 use spectator::ipc::IpcServerLayer;
 use spectator::Registry;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
@@ -37,29 +35,9 @@ use std::time::Duration;
 use std::time::Instant;
 use tower::{Layer, Service};
 
-/// ns/op of every sample criterion took, per benchmark.
-#[derive(Default)]
-struct Tally(RefCell<BTreeMap<String, Vec<f64>>>);
-
-impl Tally {
-    fn add(&self, name: &str, elapsed: Duration, ops: u64) {
-        self.0
-            .borrow_mut()
-            .entry(name.to_string())
-            .or_default()
-            .push(elapsed.as_nanos() as f64 / ops.max(1) as f64);
-    }
-
-    /// Median ns/op of a benchmark's samples.
-    fn ns(&self, name: &str) -> f64 {
-        let mut v = self.0.borrow().get(name).cloned().unwrap_or_default();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    }
-}
+#[path = "support/tally.rs"]
+mod tally;
+use tally::Tally;
 
 /// This thread's CPU time: unlike wall time, it does not count the time the thread waits
 /// while other processes hold the cores, so it stays meaningful on a shared, loaded machine.

@@ -13,52 +13,13 @@
 //!
 //! `cargo bench --bench metrics_rs -- --warm-up-time 1 --measurement-time 3`
 
-use criterion::measurement::WallTime;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use spectator::metrics_rs::SpectatorRecorder;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-/// ns/op of every sample criterion took, per benchmark.
-#[derive(Default)]
-struct Tally(RefCell<BTreeMap<String, Vec<f64>>>);
-
-impl Tally {
-    fn add(&self, name: &str, elapsed: Duration, ops: u64) {
-        self.0
-            .borrow_mut()
-            .entry(name.to_string())
-            .or_default()
-            .push(elapsed.as_nanos() as f64 / ops.max(1) as f64);
-    }
-
-    /// Median ns/op of a benchmark's samples.
-    fn ns(&self, name: &str) -> f64 {
-        let mut v = self.0.borrow().get(name).cloned().unwrap_or_default();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    }
-}
-
-/// Benchmarks `f` (one call = one op) and tallies its samples.
-fn bench<R>(g: &mut BenchmarkGroup<'_, WallTime>, t: &Tally, name: &str, f: impl Fn() -> R) {
-    g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                black_box(f());
-            }
-            let elapsed = start.elapsed();
-            t.add(name, elapsed, iters);
-            elapsed
-        })
-    });
-}
+#[path = "support/tally.rs"]
+mod tally;
+use tally::{bench, Tally};
 
 /// Both recorders (and a registry), each holding 1k other series.
 fn setup() -> (spectator::Registry, SpectatorRecorder, PrometheusRecorder) {
