@@ -107,23 +107,23 @@ fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// C's `strtoll` on a prefix: `(value, bytes used)`; `(0, 0)` when no digits.
-fn strtoll(s: &[u8]) -> (i64, usize) {
+/// What C's integer parsers skip before the digits: white space, then an optional sign.
+/// Returns whether the sign was `-`, and where the digits start.
+fn c_sign(s: &[u8]) -> (bool, usize) {
     let mut i = 0;
     while i < s.len() && is_c_space(s[i]) {
         i += 1;
     }
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    match s.get(i) {
+        Some(b'-') => (true, i + 1),
+        Some(b'+') => (false, i + 1),
+        _ => (false, i),
+    }
+}
+
+/// C's `strtoll` on a prefix: `(value, bytes used)`; `(0, 0)` when no digits.
+fn strtoll(s: &[u8]) -> (i64, usize) {
+    let (negative, mut i) = c_sign(s);
     let start = i;
     let mut v: i64 = 0;
     let mut overflow = false;
@@ -223,21 +223,7 @@ fn strtod(s: &[u8]) -> Option<(f64, usize)> {
 
 /// C's `strtoull` on a prefix: negative values wrap, out-of-range ones saturate.
 fn strtoull(s: &[u8]) -> Option<(u64, usize)> {
-    let mut i = 0;
-    while i < s.len() && is_c_space(s[i]) {
-        i += 1;
-    }
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (negative, mut i) = c_sign(s);
     let start = i;
     let mut v: u64 = 0;
     let mut overflow = false;
