@@ -23,7 +23,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::id::{Id, IdRef};
+use crate::id::{Id, IdRef, PassThroughBuilder};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
@@ -38,31 +38,12 @@ use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
 use hashbrown::{Equivalent, HashMap};
 use std::any::TypeId;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Hasher for keys that hash themselves to one well-mixed `u64` (see `Id`'s `Hash`).
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `Id` or `IdRef`; kept correct for any other key.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type Level = HashMap<Id, Arc<Entry>, BuildHasherDefault<PassThrough>>;
+type Level = HashMap<Id, Arc<Entry>, PassThroughBuilder>;
 
 /// One registered meter.
 pub(crate) struct Entry {

@@ -60,16 +60,10 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        if let Some(f) = &self.shared.config.endpoint_fn {
-            let (req, pending) = self.shared.start_with_fn(&**f, req);
-            return IpcServerFuture {
-                inner: self.inner.call(req),
-                pending: Some(pending),
-            };
-        }
-        let pending = self.shared.begin(&req, None);
+        let inner = &mut self.inner;
+        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
         IpcServerFuture {
-            inner: self.inner.call(req),
+            inner,
             pending: Some(pending),
         }
     }
@@ -91,16 +85,10 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        if let Some(f) = &self.shared.config.endpoint_fn {
-            let (req, pending) = self.shared.start_with_fn(&**f, req);
-            return IpcClientFuture {
-                inner: self.inner.call(req),
-                pending: Some(pending),
-            };
-        }
-        let pending = self.shared.begin(&req, None);
+        let inner = &mut self.inner;
+        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
         IpcClientFuture {
-            inner: self.inner.call(req),
+            inner,
             pending: Some(pending),
         }
     }

@@ -271,9 +271,25 @@ impl Shared {
             .map(|i| (FIRST_NAMED + i) as u8)
     }
 
+    /// Starts timing a call and hands the request on to `call` (the inner service): the
+    /// user's endpoint extractor, when configured, sees the request first.
+    #[inline]
+    pub(crate) fn start<B, F>(
+        self: &Arc<Self>,
+        req: http::Request<B>,
+        call: impl FnOnce(http::Request<B>) -> F,
+    ) -> (F, Pending) {
+        if let Some(f) = &self.config.endpoint_fn {
+            let (req, pending) = self.start_with_fn(&**f, req);
+            return (call(req), pending);
+        }
+        let pending = self.begin(&req, None);
+        (call(req), pending)
+    }
+
     /// Starts timing a call whose endpoint the user's extractor names (see [`Shared::begin`]).
     #[cold]
-    pub(crate) fn start_with_fn<B>(
+    fn start_with_fn<B>(
         self: &Arc<Self>,
         f: &EndpointFn,
         req: http::Request<B>,

@@ -15,40 +15,12 @@
 use hashbrown::{Equivalent, HashMap};
 use metrics::Key;
 use std::cell::RefCell;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use crate::id::PassThroughBuilder;
 
 /// Most keys a thread caches per metric type.
 pub(crate) const MAX_ENTRIES: usize = 1024;
-
-/// Hasher for keys that hash themselves to one well-mixed `u64`.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by the keys below; kept correct for any other key.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// Builds [`PassThrough`] hashers (a `const`-constructible `BuildHasherDefault`).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct PassThroughBuilder;
-
-impl BuildHasher for PassThroughBuilder {
-    type Hasher = PassThrough;
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
 
 /// A recorder's key, owned.
 pub(crate) struct CacheKey {
