@@ -6,19 +6,11 @@
 
 use std::time::Duration;
 
-use spectator::{global, time, timed, Clock, ManualClock, Registry};
+use spectator::{global, time, timed, Clock, Registry};
 
-fn clock() -> ManualClock {
-    static CLOCK: std::sync::OnceLock<ManualClock> = std::sync::OnceLock::new();
-    CLOCK
-        .get_or_init(|| {
-            let clock = ManualClock::new(1_600_000_000_000, 5_000);
-            let registry = Registry::builder().clock(clock.clone()).build();
-            assert!(spectator::__private::set_global(registry).is_ok());
-            clock
-        })
-        .clone()
-}
+mod support;
+
+use support::manual_global::clock;
 
 #[timed("clock.plain")]
 fn plain(ms: u64) -> u64 {

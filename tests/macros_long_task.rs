@@ -10,19 +10,11 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use spectator::{global, time, timed, ManualClock, Registry};
+use spectator::{global, time, timed};
 
-fn clock() -> ManualClock {
-    static CLOCK: std::sync::OnceLock<ManualClock> = std::sync::OnceLock::new();
-    CLOCK
-        .get_or_init(|| {
-            let clock = ManualClock::new(1_600_000_000_000, 5_000);
-            let registry = Registry::builder().clock(clock.clone()).build();
-            assert!(spectator::__private::set_global(registry).is_ok());
-            clock
-        })
-        .clone()
-}
+mod support;
+
+use support::manual_global::clock;
 
 /// `(activeTasks, duration)` of `name` as one poll of the registry reports them, or `None`
 /// when the poll has nothing for it.

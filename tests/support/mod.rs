@@ -3,3 +3,4 @@
 
 pub mod child;
 pub mod conformance;
+pub mod manual_global;
