@@ -433,15 +433,10 @@ impl Registry {
 
     #[cold]
     fn mismatch<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
-        match M::downcast(&entry.core) {
-            Some(m) => Some(m),
-            None => {
-                warn_limited!(target: "spectator::registry",
-                    id = %entry.ids[0], registered = entry.kind, requested = M::KIND,
-                    "id already registered as another meter type; returning a meter that reports nothing");
-                Some(M::detached(&self.inner.clock))
-            }
-        }
+        warn_limited!(target: "spectator::registry",
+            id = %entry.ids[0], registered = entry.kind, requested = M::KIND,
+            "id already registered as another meter type; returning a meter that reports nothing");
+        Some(M::detached(&self.inner.clock))
     }
 
     #[cold]

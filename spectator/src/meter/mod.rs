@@ -47,7 +47,6 @@ pub use timer::{Stopwatch, Timer};
 use crate::clock::Clock;
 use crate::id::Id;
 use crate::measurement::{Measurement, Op};
-use std::any::Any;
 use std::sync::Arc;
 
 /// Every registry-created meter kind, once: handle type, accessor, accessor by id, and the
@@ -96,7 +95,7 @@ impl Poll {
 /// The registry's view of a meter: the shared state behind every handle of one id.
 ///
 /// Java Spectator's `Meter.measure()`: each kind says what it reports, in its own file.
-pub(crate) trait Meter: AsAny + Send + Sync + 'static {
+pub(crate) trait Meter: Send + Sync + 'static {
     /// Appends what this meter reports at `poll`, taking the interval's deltas. `ids` are
     /// the ones [`MeterKind::stat_ids`] made for it. Returns the latest wall time the meter
     /// is known to have been updated at (0 if unknown), for expiry.
@@ -140,19 +139,6 @@ pub(crate) struct Step {
     pub(crate) hints: Vec<(Id, LineHint)>,
 }
 
-/// `Arc<dyn Meter>` back to its concrete core (a shim until trait upcasting is in the
-/// minimum supported Rust).
-pub(crate) trait AsAny {
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
-}
-
-impl<T: Any + Send + Sync> AsAny for T {
-    #[inline]
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
-}
-
 /// A handle type the registry creates and finds (Java's `newCounter(Id)` & co., one impl per
 /// kind in the kind's file). Sealed: only this crate's meters.
 pub(crate) trait MeterKind: Sized {
@@ -172,12 +158,6 @@ pub(crate) trait MeterKind: Sized {
     fn create_from(core: Self::Core) -> (Self, Arc<dyn Meter>) {
         let core = Arc::new(core);
         (Self::from_core(core.clone()), core)
-    }
-
-    /// A handle on `core` if it is of this kind.
-    #[inline]
-    fn downcast(core: &Arc<dyn Meter>) -> Option<Self> {
-        core.clone().into_any().downcast().ok().map(Self::from_core)
     }
 
     /// A meter that records into nothing the registry reports.
@@ -220,12 +200,10 @@ mod tests {
     }
 
     #[test]
-    fn downcast_finds_only_its_own_kind() {
+    fn a_handle_and_the_registry_view_share_one_core() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0, 0));
         let (counter, core) = Counter::create_from(Counter::new_core(&clock));
         counter.increment();
-        assert!(Counter::downcast(&core).is_some());
-        assert!(Timer::downcast(&core).is_none());
         assert_eq!(
             measure::<Counter>(&core, &Id::new("a.b", &[])),
             ["a.b:statistic=count=1"]
