@@ -174,22 +174,91 @@ impl fmt::Debug for Id {
 pub(crate) struct IdRef<'a> {
     name: &'a str,
     tags: &'a [(&'a str, &'a str)],
+    /// Indexes into `tags` in key order (the order an [`Id`] stores its tags), for the
+    /// first `tags.len()` entries when there are at most [`SORTED_MAX`] tags.
+    order: [u8; SORTED_MAX],
     hash: u64,
 }
 
+/// Up to this many tags (Atlas takes at most 20 user tags), a lookup sorts the caller's tags
+/// by index on the stack, hashes them in key order and compares them with the stored ones
+/// pairwise; beyond, it sorts a copy and searches for each.
+const SORTED_MAX: usize = 32;
+
 impl<'a> IdRef<'a> {
-    /// `None` when `tags` repeats a key: such lookups take the allocating path.
+    /// `None` when `tags` repeats a key: such lookups take the allocating path. More than
+    /// [`SORTED_MAX`] tags cost one allocation (to hash them in key order).
+    #[inline]
     pub(crate) fn new(name: &'a str, tags: &'a [(&'a str, &'a str)]) -> Option<IdRef<'a>> {
-        for (i, (k, _)) in tags.iter().enumerate() {
-            if tags[..i].iter().any(|(k2, _)| k2 == k) {
-                return None;
+        let mut order = [0u8; SORTED_MAX];
+        if tags.len() <= SORTED_MAX {
+            // Insertion sort of the indexes: callers pass few tags, often already sorted.
+            for i in 1..tags.len() {
+                let key = tags[i].0;
+                let mut j = i;
+                while j > 0 {
+                    match key_cmp(tags[usize::from(order[j - 1])].0, key) {
+                        Ordering::Less => break,
+                        Ordering::Equal => return None,
+                        Ordering::Greater => {
+                            order[j] = order[j - 1];
+                            j -= 1;
+                        }
+                    }
+                }
+                order[j] = i as u8;
             }
+            let sorted = order[..tags.len()].iter().map(|&i| tags[usize::from(i)]);
+            return Some(IdRef {
+                name,
+                tags,
+                order,
+                hash: id_hash(name, sorted),
+            });
+        }
+        let mut sorted = tags.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
         }
         Some(IdRef {
             name,
             tags,
-            hash: id_hash(name, tags.iter().copied()),
+            order,
+            hash: id_hash(name, sorted.into_iter()),
         })
+    }
+}
+
+impl IdRef<'_> {
+    /// The caller's tag indexes in key order, when there are at most [`SORTED_MAX`] tags.
+    pub(crate) fn order(&self) -> Option<&[u8]> {
+        self.order.get(..self.tags.len())
+    }
+}
+
+impl Id {
+    /// Whether `name` and `tags` are this id, `tags[order[j]]` being its `j`-th tag (a
+    /// permutation an [`IdRef`] of an equal id computed; any slice of the same length may be
+    /// checked with it).
+    #[inline]
+    pub(crate) fn is_in_order(&self, name: &str, tags: &[(&str, &str)], order: &[u8]) -> bool {
+        let stored = &*self.inner.tags;
+        if tags.len() != stored.len()
+            || order.len() != stored.len()
+            || !short_eq(name, &self.inner.name)
+        {
+            return false;
+        }
+        for (j, (sk, sv)) in stored.iter().enumerate() {
+            let Some((k, v)) = tags.get(usize::from(order[j])) else {
+                return false;
+            };
+            if !short_eq(k, sk) || !short_eq(v, sv) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -200,66 +269,144 @@ impl Hash for IdRef<'_> {
 }
 
 impl hashbrown::Equivalent<Id> for IdRef<'_> {
+    #[inline]
     fn equivalent(&self, id: &Id) -> bool {
         let stored = &id.inner.tags;
-        self.hash == id.inner.hash
-            && short_eq(self.name, &id.inner.name)
-            && self.tags.len() == stored.len()
-            && self.tags.iter().enumerate().all(|(i, (k, v))| {
-                // Callers usually pass tags in the same order each time, often sorted: try
-                // the same position first, then look through the (few) others.
-                let same = |(sk, sv): &(Box<str>, Box<str>)| short_eq(k, sk) && short_eq(v, sv);
-                stored.get(i).is_some_and(same) || stored.iter().any(same)
-            })
+        if self.hash != id.inner.hash
+            || self.tags.len() != stored.len()
+            || !short_eq(self.name, &id.inner.name)
+        {
+            return false;
+        }
+        let same = |(k, v): &(&str, &str), (sk, sv): &(Box<str>, Box<str>)| {
+            short_eq(k, sk) && short_eq(v, sv)
+        };
+        if self.tags.len() <= SORTED_MAX {
+            self.order
+                .iter()
+                .zip(stored.iter())
+                .all(|(&i, s)| same(&self.tags[usize::from(i)], s))
+        } else {
+            self.tags.iter().all(|t| stored.iter().any(|s| same(t, s)))
+        }
     }
 }
 
-/// String equality for the short strings of names and tags, inlined: a call into the C
-/// library's `memcmp` per comparison cost more than the comparison itself.
+/// `a.cmp(b)`, deciding on the first bytes when they differ (most keys do) instead of a
+/// call into the C library's `memcmp`.
+#[inline]
+fn key_cmp(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// The 8 bytes of `b` from `at`, little-endian; `at + 8 <= b.len()`.
+#[inline(always)]
+fn word8(b: &[u8], at: usize) -> u64 {
+    debug_assert!(at + 8 <= b.len());
+    // SAFETY: every caller checks `at + 8 <= b.len()` first (the hash and compare loops
+    // read whole words inside the string only); read_unaligned takes any alignment.
+    u64::from_le(unsafe { b.as_ptr().add(at).cast::<u64>().read_unaligned() })
+}
+
+/// The 4 bytes of `b` from `at`, little-endian; `at + 4 <= b.len()`.
+#[inline(always)]
+fn word4(b: &[u8], at: usize) -> u64 {
+    debug_assert!(at + 4 <= b.len());
+    // SAFETY: as for `word8`, with 4 bytes.
+    u64::from(u32::from_le(unsafe {
+        b.as_ptr().add(at).cast::<u32>().read_unaligned()
+    }))
+}
+
+/// String equality for the short strings of names and tags, inlined, a word at a time (the
+/// last word overlapping the one before): a call into the C library's `memcmp` per
+/// comparison cost more than the comparison itself.
 #[inline]
 fn short_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
+    let len = a.len();
+    if len != b.len() {
         return false;
     }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-        if word(x) != word(y) {
-            return false;
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            if word8(a, at) != word8(b, at) {
+                return false;
+            }
+            at += 8;
         }
+        word8(a, len - 8) == word8(b, len - 8)
+    } else if len >= 4 {
+        word4(a, 0) == word4(b, 0) && word4(a, len - 4) == word4(b, len - 4)
+    } else if len > 0 {
+        // 1 to 3 bytes: the first, middle and last cover them all.
+        a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1]
+    } else {
+        true
     }
-    ca.remainder()
-        .iter()
-        .zip(cb.remainder())
-        .all(|(x, y)| x == y)
 }
 
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+const K2: u64 = 0xa409_3822_299f_31d0;
+const K3: u64 = 0x082e_fa98_ec4e_6c89;
+
+/// The folded multiply: the high and low halves of the 128-bit product, xored.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Folds `s` into the hash `state`: its bytes read as (at most) two overlapping words
+/// (longer strings 16 bytes at a time), then one folded multiply with the length. Not keyed:
+/// the registry compares the strings of a hash match, so a collision costs a probe, never a
+/// wrong meter.
+#[inline(always)]
+fn fold_str(state: u64, s: &str) -> u64 {
+    let b = s.as_bytes();
+    let len = b.len();
+    let (lo, hi) = if len >= 8 {
+        let mut acc = state;
+        let mut at = 0;
+        while at + 16 < len {
+            acc = fold(acc ^ word8(b, at) ^ K2, word8(b, at + 8) ^ K3);
+            at += 16;
+        }
+        (acc ^ word8(b, len.max(16) - 16), word8(b, len - 8))
+    } else if len >= 4 {
+        (state ^ word4(b, 0), word4(b, len - 4))
+    } else if len > 0 {
+        let byte = |i: usize| u64::from(b[i]);
+        (
+            state ^ ((byte(0) << 16) | (byte(len / 2) << 8) | byte(len - 1)),
+            0,
+        )
+    } else {
+        (state, 0)
+    };
+    fold(lo ^ K0, hi ^ K1 ^ len as u64)
+}
+
+/// Hash of a name and its tags in key order (the order an [`Id`] stores them; an [`IdRef`]
+/// visits the caller's tags through its sorted indexes).
+#[inline]
+fn id_hash<'a>(name: &str, sorted_tags: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut state = fold_str(K3, name);
+    for (k, v) in sorted_tags {
+        state = fold_str(fold_str(state ^ K2, k), v);
+    }
+    state
+}
+
+/// The strings' hash alone, for the tests.
+#[cfg(test)]
 fn str_hash(s: &str) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(s.as_bytes());
-    h.write_u8(0xff);
-    h.finish()
-}
-
-/// A final avalanche so that the (weak) Fx hashes spread over all bits.
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// Hash of a name and a set of tags that does not depend on the tags' order: each pair is
-/// hashed on its own and the pair hashes are summed.
-fn id_hash<'a>(name: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut sum = 0u64;
-    for (k, v) in tags {
-        sum = sum.wrapping_add(mix(str_hash(k).rotate_left(17) ^ str_hash(v)));
-    }
-    mix(str_hash(name) ^ sum.rotate_left(29))
+    fold_str(0, s)
 }
 
 /// Hasher for keys that hash themselves to one well-mixed `u64` (`Id`, `IdRef`, and the
@@ -332,6 +479,68 @@ mod tests {
         let other = [("y", "2")];
         assert!(!IdRef::new("n", &other).unwrap().equivalent(&id));
         assert!(IdRef::new("n", &[("a", "1"), ("a", "2")]).is_none());
+    }
+
+    #[test]
+    fn id_ref_finds_the_id_whatever_the_tag_order() {
+        // Up to SORTED_MAX tags the lookup sorts them; beyond, it searches: both sides.
+        for n in 0..=SORTED_MAX + 3 {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{}", (i * 7) % 41)).collect();
+            let values: Vec<String> = (0..n).map(|i| format!("value-{i}")).collect();
+            let mut tags: Vec<(&str, &str)> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let id = Id::new("some.meterName", &tags);
+            for round in 0..4 {
+                tags.rotate_left(usize::from(n > 0));
+                if round % 2 == 1 {
+                    tags.reverse();
+                }
+                let r = IdRef::new("some.meterName", &tags).unwrap();
+                assert!(r.equivalent(&id), "{n} tags, {tags:?}");
+                assert_eq!(h(&r), h(&id));
+                assert!(!IdRef::new("some.meterNamf", &tags).unwrap().equivalent(&id));
+            }
+            if n > 0 {
+                // One value changed in its last byte, or one key dropped: not the id.
+                let mut other = tags.clone();
+                let changed = format!("{}x", &other[0].1[..other[0].1.len() - 1]);
+                other[0].1 = &changed;
+                assert!(!IdRef::new("some.meterName", &other)
+                    .unwrap()
+                    .equivalent(&id));
+                assert!(!IdRef::new("some.meterName", &tags[1..])
+                    .unwrap()
+                    .equivalent(&id));
+                // A repeated key is never a borrowed key.
+                let mut dup = tags.clone();
+                dup.push((tags[0].0, "again"));
+                assert!(IdRef::new("some.meterName", &dup).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn short_eq_and_str_hash_see_every_byte() {
+        let base: String = (0..40).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(short_eq(a, a));
+            for at in 0..len {
+                let mut b = a.as_bytes().to_vec();
+                b[at] ^= 0x20; // a letter's other case
+                let b = std::str::from_utf8(&b).unwrap();
+                assert!(!short_eq(a, b), "{a} vs {b}");
+                assert_ne!(str_hash(a), str_hash(b), "{a} vs {b}");
+            }
+            assert!(!short_eq(a, &base[..len.saturating_sub(1)]) || len == 0);
+        }
+        assert_eq!(key_cmp("b", "a"), Ordering::Greater);
+        assert_eq!(key_cmp("ab", "a"), Ordering::Greater);
+        assert_eq!(key_cmp("", "a"), Ordering::Less);
+        assert_eq!(key_cmp("a", "a"), Ordering::Equal);
     }
 
     #[test]

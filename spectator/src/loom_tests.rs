@@ -27,7 +27,7 @@
 //! build alone takes minutes on two cores); there, the stress tests of `tests/concurrency.rs`
 //! and `meter::stats`' own tests cover the same paths by brute force.
 
-use crate::sync::retire::{handle_is_live, try_retire};
+use crate::sync::retire::{handle_is_live, try_retire_all};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
@@ -176,7 +176,15 @@ impl Registry {
         let mut taken = e.count.swap(0, Ordering::Relaxed);
         let mut current = self.write.lock().unwrap();
         let still_current = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &e));
-        if still_current && try_retire(&e.retired, || e.owners.load(Ordering::Relaxed) == 1) {
+        let retired = |e: &Entry| -> bool {
+            !try_retire_all(
+                &[e],
+                |e| &e.retired,
+                |e| e.owners.load(Ordering::Relaxed) == 1,
+            )
+            .is_empty()
+        };
+        if still_current && retired(&e) {
             // Nothing can write to it after this.
             taken += e.count.swap(0, Ordering::Relaxed);
             *current = None;

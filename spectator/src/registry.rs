@@ -23,7 +23,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::id::{Id, IdRef, PassThroughBuilder};
+use crate::id::{Id, PassThroughBuilder};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
@@ -33,7 +33,7 @@ use crate::meter::{
     PercentileTimerCore, Poll, PolledGauge, PolledMonotonicCounter, Step, Timer,
 };
 use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport, Publisher};
-use crate::sync::retire::{handle_is_live, try_retire};
+use crate::sync::retire::{handle_is_live, try_retire_all};
 use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
 use hashbrown::{Equivalent, HashMap};
@@ -70,6 +70,13 @@ struct Snapshot {
 impl Snapshot {
     fn get<Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<&Arc<Entry>> {
         self.levels.iter().find_map(|l| l.get(key))
+    }
+
+    fn get_key_value<Q: Hash + Equivalent<Id> + ?Sized>(
+        &self,
+        key: &Q,
+    ) -> Option<(&Id, &Arc<Entry>)> {
+        self.levels.iter().find_map(|l| l.get_key_value(key))
     }
 
     fn entries(&self) -> impl Iterator<Item = (&Id, &Arc<Entry>)> {
@@ -137,6 +144,11 @@ pub(crate) struct RegistryInner {
     config: Config,
     clock: Arc<dyn Clock>,
     snapshot: ArcSwap<Snapshot>,
+    /// Bumped after each change of `snapshot`, so that a thread's copy (see `local`) is
+    /// checked with one load.
+    version: AtomicU64,
+    /// This registry's number, unique in the process (keys the threads' copies).
+    uid: u64,
     /// Serialises inserts and removals (never taken by a lookup that finds its meter).
     write_lock: Mutex<()>,
     /// Serialises polls: each meter's interval is handed to one poll.
@@ -377,12 +389,10 @@ impl Registry {
     }
 
     pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
-        if let Some(key) = IdRef::new(name, tags) {
-            if let Some(m) = self.find(&key) {
-                return m;
-            }
+        match local::find(self, name, tags) {
+            Some(m) => m,
+            None => self.insert(Id::new(name, tags), M::new_core),
         }
-        self.insert(Id::new(name, tags), M::new_core)
     }
 
     fn meter_with_id<M: MeterKind>(&self, id: &Id) -> M {
@@ -399,23 +409,33 @@ impl Registry {
         tags: &[(&str, &str)],
         make: impl FnOnce(&Arc<dyn Clock>) -> M::Core,
     ) -> M {
-        if let Some(key) = IdRef::new(name, tags) {
-            if let Some(m) = self.find(&key) {
-                return m;
-            }
+        match local::find(self, name, tags) {
+            Some(m) => m,
+            None => self.insert(Id::new(name, tags), make),
         }
-        self.insert(Id::new(name, tags), make)
     }
 
     /// The lock-free path: a handle on an existing meter, `None` to take the insert path.
     #[inline]
     fn find<M: MeterKind, Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<M> {
-        let snapshot = self.inner.snapshot.load();
-        let entry = snapshot.get(key)?;
+        local::with_snapshot(&self.inner, |snapshot| self.live_handle(snapshot.get(key)?))
+    }
+
+    /// A handle on `entry` unless it is being (or was) removed.
+    #[inline]
+    fn live_handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
         let handle = self.handle(entry)?;
-        // Pairs with `try_retire` in `retire`: either the poll sees this handle's reference
-        // and keeps the meter, or we see the retired mark and ask again under the write lock.
+        // Pairs with `try_retire_all` in `retire`: either the poll sees this handle's
+        // reference and keeps the meter, or we see the retired mark and ask again under the
+        // write lock. A removed meter keeps its mark, so a stale snapshot (see `local`) that
+        // still lists it sends the lookup to the write lock too.
         handle_is_live(&entry.retired).then_some(handle)
+    }
+
+    /// Makes `snapshot` the current one; lookups see it from their next call.
+    fn replace_snapshot(&self, snapshot: Snapshot) {
+        self.inner.snapshot.store(Arc::new(snapshot));
+        self.inner.version.fetch_add(1, Ordering::Release);
     }
 
     /// A handle of the requested kind, or a detached one when the id has another kind.
@@ -473,7 +493,7 @@ impl Registry {
             last_active: AtomicU64::new(self.inner.clock.wall_time()),
             retired: AtomicBool::new(false),
         });
-        self.inner.snapshot.store(Arc::new(current.with(id, entry)));
+        self.replace_snapshot(current.with(id, entry));
         handle
     }
 
@@ -660,21 +680,24 @@ impl Registry {
         let now = poll.now_ms;
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
-        let mut removed = 0usize;
-        for id in ids {
-            let Some(entry) = current.get(id) else {
-                continue;
-            };
-            if try_retire(&entry.retired, || is_expired(entry, now, ttl)) {
-                removed += 1;
-                entry.core.measure(&entry.ids, poll, out);
-            }
-        }
-        if removed == 0 {
+        let candidates: Vec<&Entry> = ids
+            .iter()
+            .filter_map(|id| current.get(id).map(|e| &**e))
+            .filter(|e| is_expired(e, now, ttl))
+            .collect();
+        if candidates.is_empty() {
             return;
         }
+        let removed = try_retire_all(&candidates, |e| &e.retired, |e| is_expired(e, now, ttl));
+        for entry in &removed {
+            entry.core.measure(&entry.ids, poll, out);
+        }
+        if removed.is_empty() {
+            return;
+        }
+        let removed = removed.len();
         let kept = current.merged(|e| !e.retired.load(Ordering::Relaxed));
-        self.inner.snapshot.store(Arc::new(kept));
+        self.replace_snapshot(kept);
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
     }
 
@@ -688,9 +711,7 @@ impl Registry {
         let _w = lock(&self.inner.write_lock);
         let current = self.inner.snapshot.load_full();
         if current.levels.len() > 1 {
-            self.inner
-                .snapshot
-                .store(Arc::new(current.merged(|_| true)));
+            self.replace_snapshot(current.merged(|_| true));
         }
     }
 }
@@ -848,12 +869,18 @@ impl RegistryBuilder {
     /// Builds the registry. An output location that cannot be used is reported by
     /// [`Registry::start`] (and logged by [`Registry::publish`]); recording works regardless.
     pub fn build(self) -> Registry {
+        crate::sync::barrier::init();
         Registry {
             inner: Arc::new(RegistryInner {
                 outlet: Outlet::new(&self.config),
                 config: self.config,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                version: AtomicU64::new(0),
+                uid: {
+                    static NEXT_UID: AtomicU64 = AtomicU64::new(0);
+                    NEXT_UID.fetch_add(1, Ordering::Relaxed)
+                },
                 write_lock: Mutex::new(()),
                 poll_lock: Mutex::new(()),
                 refused: std::sync::OnceLock::new(),
@@ -861,6 +888,213 @@ impl RegistryBuilder {
                 limited: std::sync::OnceLock::new(),
                 owned_sources: Mutex::default(),
             }),
+        }
+    }
+}
+
+/// What each thread keeps to look meters up without touching shared lines: copies of the
+/// snapshots of the registries it used, and a memo of its recent lookups.
+///
+/// **Copies.** A lookup reads the current snapshot with one load of the registry's `version`
+/// instead of `ArcSwap::load` (two atomic read-modify-writes on a shared line per lookup).
+/// A thread keeps its copy until its next lookup after a change (or its exit): an old
+/// snapshot, and the meters only it lists, stay in memory that long. That is safe: the retire
+/// handshake keys on each meter's own owner count and `retired` mark, which a copy does not
+/// change.
+///
+/// **Memo.** A call site usually passes the same name and tag strings each time (literals, or
+/// values from a small set). The memo maps the addresses of those strings to the id and entry
+/// a full lookup found, and a hit checks the strings' contents against that id: the
+/// addresses only choose the slot, so a reused address with other contents is a miss, never
+/// a wrong meter. A hit costs the string comparisons, without sorting or hashing them or
+/// probing the map. Memo entries point into the copy they were found in and are valid only
+/// while that copy is (each copy gets a number, never reused on the thread).
+mod local {
+    use super::{Entry, Registry, RegistryInner, Snapshot};
+    use crate::id::{Id, IdRef};
+    use crate::meter::MeterKind;
+    use std::cell::RefCell;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    struct Copy {
+        registry: u64,
+        version: u64,
+        /// This copy's number on its thread (0: none).
+        number: u64,
+        snapshot: Arc<Snapshot>,
+    }
+
+    /// A lookup that a full lookup answered, for the call sites whose strings hash to this
+    /// slot.
+    struct Memo {
+        /// The number of the copy `id` and `entry` point into (0: empty slot).
+        copy: u64,
+        id: *const Id,
+        entry: *const Entry,
+        /// The caller's tag indexes in the id's (key) order.
+        order: [u8; MEMO_TAGS],
+    }
+
+    /// Copies per thread, indexed by registry number: a process usually has one registry.
+    const COPIES: usize = 4;
+    /// Memo slots per thread.
+    const MEMOS: usize = 64;
+    /// Lookups with more tags are not memoised.
+    const MEMO_TAGS: usize = 8;
+
+    struct Local {
+        copies: [Option<Copy>; COPIES],
+        memos: [Memo; MEMOS],
+        last_number: u64,
+    }
+
+    impl Local {
+        fn new() -> Box<Local> {
+            Box::new(Local {
+                copies: [const { None }; COPIES],
+                memos: [const {
+                    Memo {
+                        copy: 0,
+                        id: std::ptr::null(),
+                        entry: std::ptr::null(),
+                        order: [0; MEMO_TAGS],
+                    }
+                }; MEMOS],
+                last_number: 0,
+            })
+        }
+
+        /// The copy of `inner`'s snapshot at `version` (taken now if this thread's is older),
+        /// and the copy it replaced, to be dropped once the thread's state is released.
+        fn copy(&mut self, inner: &RegistryInner, version: u64) -> (&Copy, Option<Copy>) {
+            let slot = (inner.uid % COPIES as u64) as usize;
+            let fresh = matches!(&self.copies[slot],
+                Some(c) if c.registry == inner.uid && c.version == version);
+            let mut old = None;
+            if !fresh {
+                self.last_number += 1;
+                old = self.copies[slot].replace(Copy {
+                    registry: inner.uid,
+                    version,
+                    number: self.last_number,
+                    snapshot: inner.snapshot.load_full(),
+                });
+            }
+            match &self.copies[slot] {
+                Some(copy) => (copy, old),
+                None => unreachable!("filled above"),
+            }
+        }
+    }
+
+    thread_local! {
+        /// Boxed, so that threads that never look a meter up carry one pointer, not 3 KB.
+        static LOCAL: RefCell<Option<Box<Local>>> = const { RefCell::new(None) };
+    }
+
+    /// The memo slot of a call site: a mix of its strings' addresses (not their contents).
+    #[inline]
+    fn memo_slot(name: &str, tags: &[(&str, &str)]) -> usize {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut x = (name.as_ptr() as u64) ^ (tags.as_ptr() as u64).rotate_left(29);
+        for (_, v) in tags {
+            x = (x ^ v.as_ptr() as u64).wrapping_mul(K);
+        }
+        (x.wrapping_mul(K) >> (64 - MEMOS.trailing_zeros())) as usize
+    }
+
+    /// The live meter for `name` and `tags` (a handle on it), `None` to take the insert path.
+    #[inline]
+    pub(super) fn find<M: MeterKind>(
+        registry: &Registry,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> Option<M> {
+        let inner = &*registry.inner;
+        let version = inner.version.load(Ordering::Acquire);
+        let found = LOCAL.try_with(|local| {
+            // Busy only when a lookup runs inside another on this thread (a log subscriber
+            // that records a metric): that one reads the snapshot directly.
+            let mut local = local.try_borrow_mut().ok()?;
+            let local = local.get_or_insert_with(Local::new);
+            let slot = memo_slot(name, tags);
+            if let Some(m) = memo_hit(registry, local, slot, name, tags) {
+                return Some(Some(m));
+            }
+            let key = IdRef::new(name, tags);
+            let (copy, old) = local.copy(inner, version);
+            let number = copy.number;
+            let found = key
+                .as_ref()
+                .and_then(|key| Some((key, copy.snapshot.get_key_value(key)?)));
+            let Some((key, (id, entry))) = found else {
+                return Some(None);
+            };
+            let (id, entry): (*const Id, *const Entry) = (id, &**entry);
+            // SAFETY: `entry` points into the copy, alive while `local` is borrowed.
+            let handle = registry.live_handle(unsafe { &*entry });
+            if let (Some(order), Some(_)) = (key.order(), &handle) {
+                if order.len() <= MEMO_TAGS {
+                    let memo = &mut local.memos[slot];
+                    memo.copy = number;
+                    memo.id = id;
+                    memo.entry = entry;
+                    memo.order[..order.len()].copy_from_slice(order);
+                }
+            }
+            drop(old);
+            Some(handle)
+        });
+        match found {
+            Ok(Some(result)) => result,
+            _ => {
+                let key = IdRef::new(name, tags)?;
+                registry.live_handle(inner.snapshot.load().get(&key)?)
+            }
+        }
+    }
+
+    #[inline]
+    fn memo_hit<M: MeterKind>(
+        registry: &Registry,
+        local: &Local,
+        slot: usize,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> Option<M> {
+        let inner = &*registry.inner;
+        let memo = &local.memos[slot];
+        let copy = local.copies[(inner.uid % COPIES as u64) as usize].as_ref()?;
+        if memo.copy != copy.number || copy.registry != inner.uid {
+            return None;
+        }
+        // SAFETY: the memo was filled from this copy (same number, and numbers are never
+        // reused on a thread), which is alive and unchanged while `local` is borrowed; so
+        // are the id and the entry it lists.
+        let (id, entry) = unsafe { (&*memo.id, &*memo.entry) };
+        let order = memo.order.get(..tags.len())?;
+        if !id.is_in_order(name, tags, order) {
+            return None;
+        }
+        registry.live_handle(entry)
+    }
+
+    /// `f` of the registry's current snapshot (or one that was current during this call).
+    #[inline]
+    pub(super) fn with_snapshot<R>(inner: &RegistryInner, mut f: impl FnMut(&Snapshot) -> R) -> R {
+        let version = inner.version.load(Ordering::Acquire);
+        let done = LOCAL.try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            let local = local.get_or_insert_with(Local::new);
+            let (copy, old) = local.copy(inner, version);
+            let result = f(&copy.snapshot);
+            drop(old);
+            Some(result)
+        });
+        match done {
+            Ok(Some(result)) => result,
+            _ => f(&inner.snapshot.load()),
         }
     }
 }

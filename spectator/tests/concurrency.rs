@@ -213,6 +213,70 @@ fn expiry_racing_lookups_loses_no_update() {
 }
 
 #[test]
+fn expiry_racing_repeated_call_sites_loses_no_update() {
+    // As above, with the strings of each call the same literals every time: lookups are
+    // answered from the thread's memo of its call sites while polls remove the meters.
+    const VALUES: [&str; 4] = ["a", "bb", "ccc", "dddddddddddddddddd"];
+    let r = Registry::builder()
+        .config(spectator::Config {
+            meter_ttl: Duration::ZERO,
+            ..Default::default()
+        })
+        .build();
+    let writers: Vec<Box<dyn FnOnce(PollCount) + Send>> = (0..3)
+        .map(|w| {
+            let r = r.clone();
+            Box::new(move |polled: PollCount| {
+                let mut i = 0usize;
+                while i < 30_000 || polled.load(Ordering::Relaxed) < 20 {
+                    let v = VALUES[(i + w) % VALUES.len()];
+                    r.counter("churn", &[("k", v), ("site", "one")]).increment();
+                    i += 1;
+                }
+                r.counter("written", &[("w", &w.to_string())]).add(i as f64);
+            }) as Box<dyn FnOnce(PollCount) + Send>
+        })
+        .collect();
+    let polls = with_polls(&r, writers);
+    assert_eq!(total(&polls, "churn"), total(&polls, "written"));
+}
+
+#[test]
+fn a_reused_buffer_with_other_contents_finds_its_own_meter() {
+    // One call site whose tag value lives in the same buffer every call (same address, same
+    // tag slice address), with different contents: each value keeps its own count.
+    use std::fmt::Write;
+    let r = Registry::default();
+    let other = Registry::default();
+    let mut buf = String::with_capacity(32);
+    for i in 0..700u32 {
+        buf.clear();
+        write!(buf, "value-{}", i % 7).unwrap();
+        let tags = [("k", buf.as_str()), ("a", "x")];
+        r.counter("reused", &tags).increment();
+        if i % 2 == 0 {
+            other.counter("reused", &tags).increment();
+        }
+    }
+    let ms = r.measurements();
+    assert_eq!(ms.len(), 7);
+    for m in &ms {
+        assert_eq!(m.value, 100.0, "{}", m.id);
+    }
+    assert_eq!(
+        other.measurements().iter().map(|m| m.value).sum::<f64>(),
+        350.0
+    );
+    // Same strings, fewer tags, at the same slice address: another meter.
+    let tags = [("k", "value-1"), ("a", "x")];
+    r.counter("reused", &tags).increment();
+    r.counter("reused", &tags[..1]).increment();
+    let ms = r.measurements();
+    assert_eq!(ms.len(), 2);
+    assert!(ms.iter().all(|m| m.value == 1.0));
+}
+
+#[test]
 fn many_threads_mixed_meters_inserts_lookups_and_expiry_keep_exact_totals() {
     // Eight writers; every record looks its meter up again (no cached handle), so lookups,
     // inserts (new ids keep arriving, merging the snapshot's levels) and removals (TTL 0: a
