@@ -117,6 +117,11 @@ impl Id {
     pub fn tag_count(&self) -> usize {
         self.inner.tags.len()
     }
+
+    /// The id's hash (what it feeds a [`Hasher`]).
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.inner.hash
+    }
 }
 
 impl PartialEq for Id {

@@ -1,18 +1,12 @@
 //! The registry: one meter per id, found without locks, polled for measurements.
 //!
 //! # How the map works
-//! Reads load an immutable snapshot through `arc-swap` and probe it with a borrowed key
-//! (name + tag slice, hashed without regard to tag order), so a lookup of an existing meter
-//! takes no lock and allocates nothing.
-//!
-//! The snapshot is a short list of immutable hash maps ("levels"), largest first, each more
-//! than twice the size of the next. A new meter becomes a one-entry level; levels that are
-//! no longer geometrically smaller than the new one are merged into it, like a binary
-//! counter. Every meter is therefore copied O(log n) times over the registry's life, so
-//! registering n meters costs O(n log n) in all, never O(n) per insert, and a lookup probes at
-//! most log2(n) maps. Inserts take a mutex among themselves only; readers never see it. Each
-//! poll, which visits every meter anyway, folds the levels back into one map, so in a
-//! running program lookups probe a single map.
+//! Meters live in an open-addressed table of entry pointers ([`table`]): a lookup probes it
+//! with a borrowed key (name + tag slice), takes no lock and allocates nothing; an insert,
+//! serialised with other inserts by a mutex that readers never see, stores one pointer in
+//! place, and replaces the table by one twice the size when it is half full. Each thread
+//! keeps its own reference to the current table and a memo of its call sites ([`local`]), so
+//! that a repeated lookup touches no shared line but the meter's own.
 //!
 //! # Expiry
 //! A meter that only the registry holds (no live handle, no `static`) and that saw no update
@@ -23,7 +17,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::id::{Id, PassThroughBuilder};
+use crate::id::Id;
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
@@ -36,17 +30,21 @@ use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport,
 use crate::sync::retire::{handle_is_live, try_retire_all};
 use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::Equivalent;
 use std::any::TypeId;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use table::Table;
 
-type Level = HashMap<Id, Arc<Entry>, PassThroughBuilder>;
+mod local;
+mod table;
 
 /// One registered meter.
 pub(crate) struct Entry {
+    /// The id it is registered under.
+    id: Id,
     core: Arc<dyn Meter>,
     /// The concrete type behind `core`, so that a lookup finds its handle with one compare
     /// (no virtual call).
@@ -59,67 +57,6 @@ pub(crate) struct Entry {
     last_active: AtomicU64,
     /// Set while a poll decides whether to remove it.
     retired: AtomicBool,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    /// Largest first.
-    levels: Vec<Arc<Level>>,
-}
-
-impl Snapshot {
-    fn get<Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<&Arc<Entry>> {
-        self.levels.iter().find_map(|l| l.get(key))
-    }
-
-    fn get_key_value<Q: Hash + Equivalent<Id> + ?Sized>(
-        &self,
-        key: &Q,
-    ) -> Option<(&Id, &Arc<Entry>)> {
-        self.levels.iter().find_map(|l| l.get_key_value(key))
-    }
-
-    fn entries(&self) -> impl Iterator<Item = (&Id, &Arc<Entry>)> {
-        self.levels.iter().flat_map(|l| l.iter())
-    }
-
-    fn len(&self) -> usize {
-        self.levels.iter().map(|l| l.len()).sum()
-    }
-
-    /// One level holding the entries `keep` accepts.
-    fn merged(&self, keep: impl Fn(&Entry) -> bool) -> Snapshot {
-        let mut level = Level::default();
-        level.reserve(self.len());
-        level.extend(
-            self.entries()
-                .filter(|(_, e)| keep(e))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        let levels = if level.is_empty() {
-            Vec::new()
-        } else {
-            vec![Arc::new(level)]
-        };
-        Snapshot { levels }
-    }
-
-    /// A snapshot with `id` added, merging levels to keep them geometric.
-    fn with(&self, id: Id, entry: Arc<Entry>) -> Snapshot {
-        let mut levels = self.levels.clone();
-        let mut carry = Level::default();
-        carry.insert(id, entry);
-        while let Some(last) = levels.last() {
-            if last.len() > 2 * carry.len() {
-                break;
-            }
-            let last = levels.pop().unwrap_or_default();
-            carry.reserve(last.len());
-            carry.extend(last.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        levels.push(Arc::new(carry));
-        Snapshot { levels }
-    }
 }
 
 /// Where meters live. Cheap to clone: clones share one registry.
@@ -143,9 +80,9 @@ pub struct Registry {
 pub(crate) struct RegistryInner {
     config: Config,
     clock: Arc<dyn Clock>,
-    snapshot: ArcSwap<Snapshot>,
-    /// Bumped after each change of `snapshot`, so that a thread's copy (see `local`) is
-    /// checked with one load.
+    snapshot: ArcSwap<Table>,
+    /// Bumped after each replacement of `snapshot`, so that a thread's reference to it (see
+    /// `local`) is checked with one load.
     version: AtomicU64,
     /// This registry's number, unique in the process (keys the threads' copies).
     uid: u64,
@@ -418,7 +355,7 @@ impl Registry {
     /// The lock-free path: a handle on an existing meter, `None` to take the insert path.
     #[inline]
     fn find<M: MeterKind, Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<M> {
-        local::with_snapshot(&self.inner, |snapshot| self.live_handle(snapshot.get(key)?))
+        local::with_table(&self.inner, |table| self.live_handle(table.get(key)?))
     }
 
     /// A handle on `entry` unless it is being (or was) removed.
@@ -432,8 +369,8 @@ impl Registry {
         handle_is_live(&entry.retired).then_some(handle)
     }
 
-    /// Makes `snapshot` the current one; lookups see it from their next call.
-    fn replace_snapshot(&self, snapshot: Snapshot) {
+    /// Makes `snapshot` the current table; lookups see it from their next call.
+    fn replace_snapshot(&self, snapshot: Table) {
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner.version.fetch_add(1, Ordering::Release);
     }
@@ -487,13 +424,20 @@ impl Registry {
         let (handle, core) = M::create_from(make(&self.inner.clock));
         let entry = Arc::new(Entry {
             ids: M::stat_ids(&id),
+            id,
             core,
             core_type: TypeId::of::<M::Core>(),
             kind: M::KIND,
             last_active: AtomicU64::new(self.inner.clock.wall_time()),
             retired: AtomicBool::new(false),
         });
-        self.replace_snapshot(current.with(id, entry));
+        if current.has_room() {
+            current.put(entry);
+        } else {
+            let grown = current.rebuilt(1, |_| true);
+            grown.put(entry);
+            self.replace_snapshot(grown);
+        }
         handle
     }
 
@@ -570,21 +514,20 @@ impl Registry {
         let mut out = Vec::with_capacity(snapshot.len());
         let mut hints = Vec::new();
         let mut idle = Vec::new();
-        for (id, entry) in snapshot.entries() {
+        for entry in snapshot.entries() {
             let updated = entry.core.measure(&entry.ids, &poll, &mut out);
             if let Some(hint) = entry.core.line_hint(&poll) {
                 hints.push((entry.ids[0].clone(), hint));
             }
             entry.last_active.fetch_max(updated, Ordering::Relaxed);
             if updated < now && is_expired(entry, now, ttl) {
-                idle.push(id.clone());
+                idle.push(entry.id.clone());
             }
         }
         drop(snapshot);
         if !idle.is_empty() {
             self.retire(&idle, &poll, ttl, &mut out);
         }
-        self.compact();
         Step {
             measurements: out,
             hints,
@@ -682,7 +625,7 @@ impl Registry {
         let current = self.inner.snapshot.load_full();
         let candidates: Vec<&Entry> = ids
             .iter()
-            .filter_map(|id| current.get(id).map(|e| &**e))
+            .filter_map(|id| current.get(id))
             .filter(|e| is_expired(e, now, ttl))
             .collect();
         if candidates.is_empty() {
@@ -696,23 +639,9 @@ impl Registry {
             return;
         }
         let removed = removed.len();
-        let kept = current.merged(|e| !e.retired.load(Ordering::Relaxed));
+        let kept = current.rebuilt(0, |e| !e.retired.load(Ordering::Relaxed));
         self.replace_snapshot(kept);
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
-    }
-
-    /// Folds the snapshot's levels into one, so that lookups between polls probe a single
-    /// map. Costs one copy of the map, and only at polls that follow new registrations: the
-    /// poll itself already visits every meter.
-    fn compact(&self) {
-        if self.inner.snapshot.load().levels.len() <= 1 {
-            return;
-        }
-        let _w = lock(&self.inner.write_lock);
-        let current = self.inner.snapshot.load_full();
-        if current.levels.len() > 1 {
-            self.replace_snapshot(current.merged(|_| true));
-        }
     }
 }
 
@@ -875,7 +804,7 @@ impl RegistryBuilder {
                 outlet: Outlet::new(&self.config),
                 config: self.config,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                snapshot: ArcSwap::from_pointee(Table::default()),
                 version: AtomicU64::new(0),
                 uid: {
                     static NEXT_UID: AtomicU64 = AtomicU64::new(0);
@@ -892,209 +821,3 @@ impl RegistryBuilder {
     }
 }
 
-/// What each thread keeps to look meters up without touching shared lines: copies of the
-/// snapshots of the registries it used, and a memo of its recent lookups.
-///
-/// **Copies.** A lookup reads the current snapshot with one load of the registry's `version`
-/// instead of `ArcSwap::load` (two atomic read-modify-writes on a shared line per lookup).
-/// A thread keeps its copy until its next lookup after a change (or its exit): an old
-/// snapshot, and the meters only it lists, stay in memory that long. That is safe: the retire
-/// handshake keys on each meter's own owner count and `retired` mark, which a copy does not
-/// change.
-///
-/// **Memo.** A call site usually passes the same name and tag strings each time (literals, or
-/// values from a small set). The memo maps the addresses of those strings to the id and entry
-/// a full lookup found, and a hit checks the strings' contents against that id: the
-/// addresses only choose the slot, so a reused address with other contents is a miss, never
-/// a wrong meter. A hit costs the string comparisons, without sorting or hashing them or
-/// probing the map. Memo entries point into the copy they were found in and are valid only
-/// while that copy is (each copy gets a number, never reused on the thread).
-mod local {
-    use super::{Entry, Registry, RegistryInner, Snapshot};
-    use crate::id::{Id, IdRef};
-    use crate::meter::MeterKind;
-    use std::cell::RefCell;
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
-
-    struct Copy {
-        registry: u64,
-        version: u64,
-        /// This copy's number on its thread (0: none).
-        number: u64,
-        snapshot: Arc<Snapshot>,
-    }
-
-    /// A lookup that a full lookup answered, for the call sites whose strings hash to this
-    /// slot.
-    struct Memo {
-        /// The number of the copy `id` and `entry` point into (0: empty slot).
-        copy: u64,
-        id: *const Id,
-        entry: *const Entry,
-        /// The caller's tag indexes in the id's (key) order.
-        order: [u8; MEMO_TAGS],
-    }
-
-    /// Copies per thread, indexed by registry number: a process usually has one registry.
-    const COPIES: usize = 4;
-    /// Memo slots per thread.
-    const MEMOS: usize = 64;
-    /// Lookups with more tags are not memoised.
-    const MEMO_TAGS: usize = 8;
-
-    struct Local {
-        copies: [Option<Copy>; COPIES],
-        memos: [Memo; MEMOS],
-        last_number: u64,
-    }
-
-    impl Local {
-        fn new() -> Box<Local> {
-            Box::new(Local {
-                copies: [const { None }; COPIES],
-                memos: [const {
-                    Memo {
-                        copy: 0,
-                        id: std::ptr::null(),
-                        entry: std::ptr::null(),
-                        order: [0; MEMO_TAGS],
-                    }
-                }; MEMOS],
-                last_number: 0,
-            })
-        }
-
-        /// The copy of `inner`'s snapshot at `version` (taken now if this thread's is older),
-        /// and the copy it replaced, to be dropped once the thread's state is released.
-        fn copy(&mut self, inner: &RegistryInner, version: u64) -> (&Copy, Option<Copy>) {
-            let slot = (inner.uid % COPIES as u64) as usize;
-            let fresh = matches!(&self.copies[slot],
-                Some(c) if c.registry == inner.uid && c.version == version);
-            let mut old = None;
-            if !fresh {
-                self.last_number += 1;
-                old = self.copies[slot].replace(Copy {
-                    registry: inner.uid,
-                    version,
-                    number: self.last_number,
-                    snapshot: inner.snapshot.load_full(),
-                });
-            }
-            match &self.copies[slot] {
-                Some(copy) => (copy, old),
-                None => unreachable!("filled above"),
-            }
-        }
-    }
-
-    thread_local! {
-        /// Boxed, so that threads that never look a meter up carry one pointer, not 3 KB.
-        static LOCAL: RefCell<Option<Box<Local>>> = const { RefCell::new(None) };
-    }
-
-    /// The memo slot of a call site: a mix of its strings' addresses (not their contents).
-    #[inline]
-    fn memo_slot(name: &str, tags: &[(&str, &str)]) -> usize {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut x = (name.as_ptr() as u64) ^ (tags.as_ptr() as u64).rotate_left(29);
-        for (_, v) in tags {
-            x = (x ^ v.as_ptr() as u64).wrapping_mul(K);
-        }
-        (x.wrapping_mul(K) >> (64 - MEMOS.trailing_zeros())) as usize
-    }
-
-    /// The live meter for `name` and `tags` (a handle on it), `None` to take the insert path.
-    #[inline]
-    pub(super) fn find<M: MeterKind>(
-        registry: &Registry,
-        name: &str,
-        tags: &[(&str, &str)],
-    ) -> Option<M> {
-        let inner = &*registry.inner;
-        let version = inner.version.load(Ordering::Acquire);
-        let found = LOCAL.try_with(|local| {
-            // Busy only when a lookup runs inside another on this thread (a log subscriber
-            // that records a metric): that one reads the snapshot directly.
-            let mut local = local.try_borrow_mut().ok()?;
-            let local = local.get_or_insert_with(Local::new);
-            let slot = memo_slot(name, tags);
-            if let Some(m) = memo_hit(registry, local, slot, name, tags) {
-                return Some(Some(m));
-            }
-            let key = IdRef::new(name, tags);
-            let (copy, old) = local.copy(inner, version);
-            let number = copy.number;
-            let found = key
-                .as_ref()
-                .and_then(|key| Some((key, copy.snapshot.get_key_value(key)?)));
-            let Some((key, (id, entry))) = found else {
-                return Some(None);
-            };
-            let (id, entry): (*const Id, *const Entry) = (id, &**entry);
-            // SAFETY: `entry` points into the copy, alive while `local` is borrowed.
-            let handle = registry.live_handle(unsafe { &*entry });
-            if let (Some(order), Some(_)) = (key.order(), &handle) {
-                if order.len() <= MEMO_TAGS {
-                    let memo = &mut local.memos[slot];
-                    memo.copy = number;
-                    memo.id = id;
-                    memo.entry = entry;
-                    memo.order[..order.len()].copy_from_slice(order);
-                }
-            }
-            drop(old);
-            Some(handle)
-        });
-        match found {
-            Ok(Some(result)) => result,
-            _ => {
-                let key = IdRef::new(name, tags)?;
-                registry.live_handle(inner.snapshot.load().get(&key)?)
-            }
-        }
-    }
-
-    #[inline]
-    fn memo_hit<M: MeterKind>(
-        registry: &Registry,
-        local: &Local,
-        slot: usize,
-        name: &str,
-        tags: &[(&str, &str)],
-    ) -> Option<M> {
-        let inner = &*registry.inner;
-        let memo = &local.memos[slot];
-        let copy = local.copies[(inner.uid % COPIES as u64) as usize].as_ref()?;
-        if memo.copy != copy.number || copy.registry != inner.uid {
-            return None;
-        }
-        // SAFETY: the memo was filled from this copy (same number, and numbers are never
-        // reused on a thread), which is alive and unchanged while `local` is borrowed; so
-        // are the id and the entry it lists.
-        let (id, entry) = unsafe { (&*memo.id, &*memo.entry) };
-        let order = memo.order.get(..tags.len())?;
-        if !id.is_in_order(name, tags, order) {
-            return None;
-        }
-        registry.live_handle(entry)
-    }
-
-    /// `f` of the registry's current snapshot (or one that was current during this call).
-    #[inline]
-    pub(super) fn with_snapshot<R>(inner: &RegistryInner, mut f: impl FnMut(&Snapshot) -> R) -> R {
-        let version = inner.version.load(Ordering::Acquire);
-        let done = LOCAL.try_with(|local| {
-            let mut local = local.try_borrow_mut().ok()?;
-            let local = local.get_or_insert_with(Local::new);
-            let (copy, old) = local.copy(inner, version);
-            let result = f(&copy.snapshot);
-            drop(old);
-            Some(result)
-        });
-        match done {
-            Ok(Some(result)) => result,
-            _ => f(&inner.snapshot.load()),
-        }
-    }
-}

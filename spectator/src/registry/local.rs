@@ -1,0 +1,202 @@
+//! What each thread keeps to look meters up without touching shared lines: its references to
+//! the tables of the registries it used, and a memo of its recent lookups.
+//!
+//! **Tables.** A lookup reads the current table with one load of the registry's `version`
+//! instead of `ArcSwap::load` (two atomic read-modify-writes on a shared line per lookup).
+//! Inserts go into the same table in place, so a thread's reference stays current until the
+//! table is replaced (grown, or rebuilt without expired meters). A thread keeps a replaced
+//! table until its next lookup in that registry (or its exit): the table, and the meters only
+//! it lists, stay in memory that long. That is safe: the retire handshake keys on each
+//! meter's own owner count and `retired` mark, which a reference to a table does not change.
+//!
+//! **Memo.** A call site usually passes the same name and tag strings each time (literals, or
+//! values from a small set). The memo maps the addresses of those strings to the entry a full
+//! lookup found, and a hit checks the strings' contents against that entry's id: the addresses
+//! only choose the slot, so a reused address with other contents is a miss, never a wrong
+//! meter. A hit costs the string comparisons, without sorting or hashing them or probing the
+//! table. A memo entry points into the table it was found in and is used only while the
+//! thread still holds that table (each reference the thread takes gets a number, never reused
+//! on the thread).
+
+use super::{Entry, Registry, RegistryInner, Table};
+use crate::id::IdRef;
+use crate::meter::MeterKind;
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+struct Held {
+    registry: u64,
+    version: u64,
+    /// This reference's number on its thread (0: none).
+    number: u64,
+    table: Arc<Table>,
+}
+
+/// A lookup that a full lookup answered, for the call sites whose strings map to this slot.
+struct Memo {
+    /// The number of the held table `entry` is in (0: empty slot).
+    held: u64,
+    entry: *const Entry,
+    /// The caller's tag indexes in the id's (key) order.
+    order: [u8; MEMO_TAGS],
+}
+
+/// Tables held per thread, indexed by registry number: a process usually has one registry.
+const HELD: usize = 4;
+/// Memo slots per thread.
+const MEMOS: usize = 64;
+/// Lookups with more tags are not memoised.
+const MEMO_TAGS: usize = 8;
+
+struct Local {
+    held: [Option<Held>; HELD],
+    memos: [Memo; MEMOS],
+    last_number: u64,
+}
+
+impl Local {
+    fn new() -> Box<Local> {
+        Box::new(Local {
+            held: [const { None }; HELD],
+            memos: [const {
+                Memo {
+                    held: 0,
+                    entry: std::ptr::null(),
+                    order: [0; MEMO_TAGS],
+                }
+            }; MEMOS],
+            last_number: 0,
+        })
+    }
+
+    /// The held table of `inner` at `version` (taken now if this thread's is older), and the
+    /// one it replaced, to be dropped once the thread's state is released.
+    fn table(&mut self, inner: &RegistryInner, version: u64) -> (&Held, Option<Held>) {
+        let slot = (inner.uid % HELD as u64) as usize;
+        let fresh = matches!(&self.held[slot],
+            Some(h) if h.registry == inner.uid && h.version == version);
+        let mut old = None;
+        if !fresh {
+            self.last_number += 1;
+            old = self.held[slot].replace(Held {
+                registry: inner.uid,
+                version,
+                number: self.last_number,
+                table: inner.snapshot.load_full(),
+            });
+        }
+        match &self.held[slot] {
+            Some(held) => (held, old),
+            None => unreachable!("filled above"),
+        }
+    }
+}
+
+thread_local! {
+    /// Boxed, so that threads that never look a meter up carry one pointer, not 2 KB.
+    static LOCAL: RefCell<Option<Box<Local>>> = const { RefCell::new(None) };
+}
+
+/// The memo slot of a call site: a mix of its strings' addresses (not their contents).
+#[inline]
+fn memo_slot(name: &str, tags: &[(&str, &str)]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut x = (name.as_ptr() as u64) ^ (tags.as_ptr() as u64).rotate_left(29);
+    for (_, v) in tags {
+        x = (x ^ v.as_ptr() as u64).wrapping_mul(K);
+    }
+    (x.wrapping_mul(K) >> (64 - MEMOS.trailing_zeros())) as usize
+}
+
+/// The live meter for `name` and `tags` (a handle on it), `None` to take the insert path.
+#[inline]
+pub(super) fn find<M: MeterKind>(
+    registry: &Registry,
+    name: &str,
+    tags: &[(&str, &str)],
+) -> Option<M> {
+    let inner = &*registry.inner;
+    let version = inner.version.load(Ordering::Acquire);
+    let found = LOCAL.try_with(|local| {
+        // Busy only when a lookup runs inside another on this thread (a log subscriber that
+        // records a metric): that one reads the table directly.
+        let mut local = local.try_borrow_mut().ok()?;
+        let local = local.get_or_insert_with(Local::new);
+        let slot = memo_slot(name, tags);
+        if let Some(m) = memo_hit(registry, local, slot, name, tags) {
+            return Some(Some(m));
+        }
+        let key = IdRef::new(name, tags);
+        let (held, old) = local.table(inner, version);
+        let number = held.number;
+        let Some((key, entry)) = key
+            .as_ref()
+            .and_then(|key| Some((key, held.table.get(key)?)))
+        else {
+            return Some(None);
+        };
+        let handle = registry.live_handle(entry);
+        let entry: *const Entry = entry;
+        if let (Some(order), Some(_)) = (key.order(), &handle) {
+            if order.len() <= MEMO_TAGS {
+                let memo = &mut local.memos[slot];
+                memo.held = number;
+                memo.entry = entry;
+                memo.order[..order.len()].copy_from_slice(order);
+            }
+        }
+        drop(old);
+        Some(handle)
+    });
+    match found {
+        Ok(Some(result)) => result,
+        _ => {
+            let key = IdRef::new(name, tags)?;
+            registry.live_handle(inner.snapshot.load().get(&key)?)
+        }
+    }
+}
+
+#[inline]
+fn memo_hit<M: MeterKind>(
+    registry: &Registry,
+    local: &Local,
+    slot: usize,
+    name: &str,
+    tags: &[(&str, &str)],
+) -> Option<M> {
+    let inner = &*registry.inner;
+    let memo = &local.memos[slot];
+    let held = local.held[(inner.uid % HELD as u64) as usize].as_ref()?;
+    if memo.held != held.number || held.registry != inner.uid {
+        return None;
+    }
+    // SAFETY: the memo was filled from this held table (same number, and numbers are never
+    // reused on a thread), which is alive while `local` is borrowed, and a table keeps its
+    // entries alive.
+    let entry = unsafe { &*memo.entry };
+    let order = memo.order.get(..tags.len())?;
+    if !entry.id.is_in_order(name, tags, order) {
+        return None;
+    }
+    registry.live_handle(entry)
+}
+
+/// `f` of the registry's current table (or one that was current during this call).
+#[inline]
+pub(super) fn with_table<R>(inner: &RegistryInner, mut f: impl FnMut(&Table) -> R) -> R {
+    let version = inner.version.load(Ordering::Acquire);
+    let done = LOCAL.try_with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        let local = local.get_or_insert_with(Local::new);
+        let (held, old) = local.table(inner, version);
+        let result = f(&held.table);
+        drop(old);
+        Some(result)
+    });
+    match done {
+        Ok(Some(result)) => result,
+        _ => f(&inner.snapshot.load()),
+    }
+}
