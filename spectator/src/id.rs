@@ -22,66 +22,141 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Id {
-    inner: Arc<IdInner>,
+    /// One allocation: the hash (u64), the tag count n (u32), then 1 + 2n end offsets (u32,
+    /// into the text) and the text: the name, then each tag's key and value, tags sorted by
+    /// key with unique keys. All little-endian. Equal ids have equal bytes.
+    data: Arc<[u8]>,
 }
 
-struct IdInner {
-    name: Box<str>,
-    /// Sorted by key, keys unique.
-    tags: Box<[(Box<str>, Box<str>)]>,
-    /// Order-independent hash of name and tags, shared with [`IdRef`].
-    hash: u64,
+/// Bytes before the end offsets: the hash and the tag count.
+const HEADER: usize = 12;
+
+/// Ids up to this size are laid out on the stack before their one allocation.
+const STACK_BUILD: usize = 512;
+
+/// Tags sorted on the stack (more are sorted in a `Vec`).
+const STACK_TAGS: usize = 32;
+
+fn read_u32(b: &[u8], at: usize) -> usize {
+    b.get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, |w| u32::from_le_bytes(w) as usize)
 }
 
 impl Id {
     /// An id with the given name and tags. Tags may come in any order; a repeated key keeps
     /// its last value.
     pub fn new(name: &str, tags: &[(&str, &str)]) -> Id {
-        Id::from_parts(
-            name.into(),
-            tags.iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        )
+        sorted_unique(tags.iter().copied(), tags.len(), |sorted| {
+            Id::build(name, sorted)
+        })
     }
 
-    fn from_parts(name: Box<str>, mut tags: Vec<(Box<str>, Box<str>)>) -> Id {
-        // Stable sort keeps the given order among equal keys, so the last one wins below.
-        tags.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(tags.len());
-        for (k, v) in tags {
-            match unique.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => unique.push((k, v)),
+    /// The id of `name` and `sorted` (sorted by key, keys unique).
+    fn build(name: &str, sorted: &[(&str, &str)]) -> Id {
+        let parts = 1 + 2 * sorted.len();
+        let text_len: usize =
+            name.len() + sorted.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        let text_start = HEADER + 4 * parts;
+        let total = text_start + text_len;
+        let hash = id_hash(name, sorted.iter().copied());
+        let fill = |buf: &mut [u8]| {
+            buf[..8].copy_from_slice(&hash.to_le_bytes());
+            buf[8..12].copy_from_slice(&(sorted.len() as u32).to_le_bytes());
+            let mut end = 0usize;
+            let strings = std::iter::once(name).chain(sorted.iter().flat_map(|(k, v)| [*k, *v]));
+            for (i, part) in strings.enumerate() {
+                buf[text_start + end..text_start + end + part.len()]
+                    .copy_from_slice(part.as_bytes());
+                end += part.len();
+                buf[HEADER + 4 * i..HEADER + 4 * i + 4]
+                    .copy_from_slice(&(end as u32).to_le_bytes());
             }
-        }
-        let hash = id_hash(&name, unique.iter().map(|(k, v)| (&**k, &**v)));
-        Id {
-            inner: Arc::new(IdInner {
-                name,
-                tags: unique.into_boxed_slice(),
-                hash,
-            }),
-        }
+        };
+        let data: Arc<[u8]> = if total <= STACK_BUILD {
+            let mut buf = [0u8; STACK_BUILD];
+            fill(&mut buf[..total]);
+            Arc::from(&buf[..total])
+        } else {
+            let mut buf = vec![0u8; total];
+            fill(&mut buf);
+            Arc::from(buf)
+        };
+        Id { data }
+    }
+
+    fn count(&self) -> usize {
+        read_u32(&self.data, 8)
+    }
+
+    /// String `i` of the text: 0 the name, `1 + 2j` and `2 + 2j` tag `j`'s key and value.
+    #[inline]
+    fn part(&self, i: usize) -> &str {
+        let text = HEADER + 4 * (1 + 2 * self.count());
+        let start = if i == 0 {
+            0
+        } else {
+            read_u32(&self.data, HEADER + 4 * (i - 1))
+        };
+        let end = read_u32(&self.data, HEADER + 4 * i);
+        let bytes = self.data.get(text + start..text + end).unwrap_or_default();
+        // SAFETY: the text is whole `str`s copied in by `build`, and the offsets are their
+        // boundaries.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The name, then each tag's key and value, in order: one pass over the offsets.
+    #[inline]
+    fn strings(&self) -> impl Iterator<Item = &str> + '_ {
+        let parts = 1 + 2 * self.count();
+        let text = HEADER + 4 * parts;
+        let mut start = 0;
+        let data = &*self.data;
+        (0..parts).map(move |i| {
+            // SAFETY: `build` wrote `parts` offsets after the header, each the end of one
+            // whole `str` in the text after them, in increasing order: the reads and the
+            // slice are inside `data`, and the slice is valid UTF-8. (The hot lookup path
+            // reads ids this way; `part` is the checked reader.)
+            unsafe {
+                let at = data.as_ptr().add(HEADER + 4 * i).cast::<u32>();
+                let end = u32::from_le(at.read_unaligned()) as usize;
+                let bytes = data.get_unchecked(text + start..text + end);
+                start = end;
+                std::str::from_utf8_unchecked(bytes)
+            }
+        })
+    }
+
+    fn key(&self, j: usize) -> &str {
+        self.part(1 + 2 * j)
+    }
+
+    fn value(&self, j: usize) -> &str {
+        self.part(2 + 2 * j)
     }
 
     /// The metric name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.part(0)
     }
 
     /// The tags, sorted by key.
     pub fn tags(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.inner.tags.iter().map(|(k, v)| (&**k, &**v))
+        (0..self.count()).map(move |j| (self.key(j), self.value(j)))
     }
 
     /// The value of tag `key`, if present.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.inner
-            .tags
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.inner.tags[i].1)
+        let (mut lo, mut hi) = (0, self.count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid).cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(self.value(mid)),
+            }
+        }
+        None
     }
 
     /// This id with tag `key` set to `value` (replacing any previous value).
@@ -94,9 +169,12 @@ impl Id {
         if tags.is_empty() {
             return self.clone();
         }
-        let mut all: Vec<(Box<str>, Box<str>)> = self.inner.tags.to_vec();
-        all.extend(tags.iter().map(|(k, v)| ((*k).into(), (*v).into())));
-        Id::from_parts(self.inner.name.clone(), all)
+        // Ours first: the stable sort keeps the new value of a key after the old one, and
+        // the last one wins.
+        let all = self.tags().chain(tags.iter().copied());
+        sorted_unique(all, self.count() + tags.len(), |sorted| {
+            Id::build(self.name(), sorted)
+        })
     }
 
     /// This id with `statistic` set to `stat`, replacing any statistic it had.
@@ -115,21 +193,58 @@ impl Id {
 
     /// Number of tags.
     pub fn tag_count(&self) -> usize {
-        self.inner.tags.len()
+        self.count()
     }
 
     /// The id's hash (what it feeds a [`Hasher`]).
     pub(crate) fn hash_value(&self) -> u64 {
-        self.inner.hash
+        self.data
+            .get(..8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+}
+
+/// `f` of `pairs` sorted by key, a repeated key keeping its last value; on the stack for up
+/// to [`STACK_TAGS`] pairs.
+fn sorted_unique<'a, R>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    len: usize,
+    f: impl FnOnce(&[(&'a str, &'a str)]) -> R,
+) -> R {
+    fn unique<'a>(v: &mut [(&'a str, &'a str)]) -> usize {
+        // Stable: among equal keys the given order stays, so the last one wins below.
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        let mut n = 0;
+        for i in 0..v.len() {
+            if n > 0 && v[n - 1].0 == v[i].0 {
+                v[n - 1] = v[i];
+            } else {
+                v[n] = v[i];
+                n += 1;
+            }
+        }
+        n
+    }
+    if len <= STACK_TAGS {
+        let mut buf = [("", ""); STACK_TAGS];
+        let mut n = 0;
+        for (slot, pair) in buf.iter_mut().zip(pairs) {
+            *slot = pair;
+            n += 1;
+        }
+        let n = unique(&mut buf[..n]);
+        f(&buf[..n])
+    } else {
+        let mut v: Vec<_> = pairs.collect();
+        let n = unique(&mut v);
+        f(&v[..n])
     }
 }
 
 impl PartialEq for Id {
     fn eq(&self, other: &Id) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-            || (self.inner.hash == other.inner.hash
-                && self.inner.name == other.inner.name
-                && self.inner.tags == other.inner.tags)
+        Arc::ptr_eq(&self.data, &other.data) || self.data == other.data
     }
 }
 
@@ -137,7 +252,7 @@ impl Eq for Id {}
 
 impl Hash for Id {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.inner.hash);
+        state.write_u64(self.hash_value());
     }
 }
 
@@ -248,15 +363,18 @@ impl Id {
     /// checked with it).
     #[inline]
     pub(crate) fn is_in_order(&self, name: &str, tags: &[(&str, &str)], order: &[u8]) -> bool {
-        let stored = &*self.inner.tags;
-        if tags.len() != stored.len()
-            || order.len() != stored.len()
-            || !short_eq(name, &self.inner.name)
-        {
+        let n = self.count();
+        if tags.len() != n || order.len() != n {
             return false;
         }
-        for (j, (sk, sv)) in stored.iter().enumerate() {
-            let Some((k, v)) = tags.get(usize::from(order[j])) else {
+        let mut stored = self.strings();
+        if !stored.next().is_some_and(|s| short_eq(name, s)) {
+            return false;
+        }
+        for &i in order {
+            let (Some((k, v)), Some(sk), Some(sv)) =
+                (tags.get(usize::from(i)), stored.next(), stored.next())
+            else {
                 return false;
             };
             if !short_eq(k, sk) || !short_eq(v, sv) {
@@ -276,24 +394,17 @@ impl Hash for IdRef<'_> {
 impl hashbrown::Equivalent<Id> for IdRef<'_> {
     #[inline]
     fn equivalent(&self, id: &Id) -> bool {
-        let stored = &id.inner.tags;
-        if self.hash != id.inner.hash
-            || self.tags.len() != stored.len()
-            || !short_eq(self.name, &id.inner.name)
-        {
+        if self.hash != id.hash_value() || self.tags.len() != id.count() {
             return false;
         }
-        let same = |(k, v): &(&str, &str), (sk, sv): &(Box<str>, Box<str>)| {
-            short_eq(k, sk) && short_eq(v, sv)
-        };
-        if self.tags.len() <= SORTED_MAX {
-            self.order
-                .iter()
-                .zip(stored.iter())
-                .all(|(&i, s)| same(&self.tags[usize::from(i)], s))
-        } else {
-            self.tags.iter().all(|t| stored.iter().any(|s| same(t, s)))
+        if let Some(order) = self.order() {
+            return id.is_in_order(self.name, self.tags, order);
         }
+        short_eq(self.name, id.name())
+            && self
+                .tags
+                .iter()
+                .all(|(k, v)| id.tags().any(|(sk, sv)| short_eq(k, sk) && short_eq(v, sv)))
     }
 }
 
@@ -546,6 +657,36 @@ mod tests {
         assert_eq!(key_cmp("ab", "a"), Ordering::Greater);
         assert_eq!(key_cmp("", "a"), Ordering::Less);
         assert_eq!(key_cmp("a", "a"), Ordering::Equal);
+    }
+
+    #[test]
+    fn large_ids_and_any_text_round_trip() {
+        // Past the stack sizes (tags and bytes) and with multi-byte characters.
+        let long = "ü".repeat(400);
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
+        let mut tags: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+        tags.push(("k07", long.as_str())); // a repeated key: the last value wins
+        let id = Id::new("név", &tags);
+        assert_eq!(id.name(), "név");
+        assert_eq!(id.tag_count(), 40);
+        assert_eq!(id.tag("k07"), Some(long.as_str()));
+        assert_eq!(id.tag("k39"), Some("v"));
+        assert_eq!(id.tag("k40"), None);
+        let sorted: Vec<&str> = id.tags().map(|(k, _)| k).collect();
+        assert_eq!(sorted, keys.iter().map(String::as_str).collect::<Vec<_>>());
+        tags.reverse();
+        tags.retain(|t| *t != ("k07", "v"));
+        let again = Id::new("név", &tags);
+        assert_eq!(again, id);
+        assert_eq!(h(&again), h(&id));
+        let changed = id.with_tags(&[("k07", "short"), ("a", "first")]);
+        assert_eq!(changed.tag("k07"), Some("short"));
+        assert_eq!(changed.tags().next(), Some(("a", "first")));
+        assert_eq!(changed.tag_count(), 41);
+        assert_ne!(changed, id);
+        assert!(id.to_string().starts_with("név:k00=v,k01=v"));
+        let r = IdRef::new("név", &tags[..]).unwrap();
+        assert!(r.equivalent(&id));
     }
 
     #[test]

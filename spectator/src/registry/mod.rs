@@ -820,4 +820,3 @@ impl RegistryBuilder {
         }
     }
 }
-
