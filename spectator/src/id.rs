@@ -31,9 +31,6 @@ pub struct Id {
 /// Bytes before the end offsets: the hash and the tag count.
 const HEADER: usize = 12;
 
-/// Ids up to this size are laid out on the stack before their one allocation.
-const STACK_BUILD: usize = 512;
-
 /// Tags sorted on the stack (more are sorted in a `Vec`).
 const STACK_TAGS: usize = 32;
 
@@ -73,15 +70,11 @@ impl Id {
                     .copy_from_slice(&(end as u32).to_le_bytes());
             }
         };
-        let data: Arc<[u8]> = if total <= STACK_BUILD {
-            let mut buf = [0u8; STACK_BUILD];
-            fill(&mut buf[..total]);
-            Arc::from(&buf[..total])
-        } else {
-            let mut buf = vec![0u8; total];
-            fill(&mut buf);
-            Arc::from(buf)
-        };
+        // SAFETY: zeroed bytes are valid `u8`s.
+        let mut data: Arc<[u8]> = unsafe { Arc::new_zeroed_slice(total).assume_init() };
+        if let Some(buf) = Arc::get_mut(&mut data) {
+            fill(buf); // always: the Arc was just made
+        }
         Id { data }
     }
 

@@ -42,7 +42,9 @@ pub fn is_valid_char(c: char) -> bool {
 
 /// Whether every character of `s` is in the Atlas character set.
 pub fn is_valid(s: &str) -> bool {
-    s.chars().all(is_valid_char)
+    // The set is ASCII, so a byte outside it (any byte of a multi-byte character) is
+    // outside it too: checking bytes needs no UTF-8 decoding.
+    s.bytes().all(|b| is_valid_char(char::from(b)))
 }
 
 /// `s` with every character outside `-._A-Za-z0-9~^` replaced by `_`; borrowed when nothing

@@ -671,7 +671,7 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
 /// Warns (rate-limited) about ids the aggregator would reject or that will be changed on
 /// the wire. The meter is registered anyway: recording must never fail.
 fn check_id(id: &Id) {
-    let bad_chars = |s: &str| !s.chars().all(crate::rules::is_valid_char);
+    let bad_chars = |s: &str| !crate::rules::is_valid(s);
     if id.name().is_empty() {
         warn_limited!(target: "spectator::registry", %id, "meter name is empty; the aggregator will reject it");
     }
