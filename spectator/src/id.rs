@@ -31,8 +31,12 @@ pub struct Id {
 /// Bytes before the end offsets: the hash and the tag count.
 const HEADER: usize = 12;
 
+/// Ids up to this size (most: 2 tags take about 80 bytes) are laid out on the stack and
+/// copied into their one allocation.
+const STACK_BUILD: usize = 192;
+
 /// Tags sorted on the stack (more are sorted in a `Vec`).
-const STACK_TAGS: usize = 32;
+const STACK_TAGS: usize = 8;
 
 fn read_u32(b: &[u8], at: usize) -> usize {
     b.get(at..at + 4)
@@ -60,21 +64,29 @@ impl Id {
         let fill = |buf: &mut [u8]| {
             buf[..8].copy_from_slice(&hash.to_le_bytes());
             buf[8..12].copy_from_slice(&(sorted.len() as u32).to_le_bytes());
-            let mut end = 0usize;
-            let strings = std::iter::once(name).chain(sorted.iter().flat_map(|(k, v)| [*k, *v]));
-            for (i, part) in strings.enumerate() {
-                buf[text_start + end..text_start + end + part.len()]
-                    .copy_from_slice(part.as_bytes());
-                end += part.len();
-                buf[HEADER + 4 * i..HEADER + 4 * i + 4]
-                    .copy_from_slice(&(end as u32).to_le_bytes());
+            let (mut end_at, mut text_at) = (HEADER, text_start);
+            let mut put = |part: &str| {
+                buf[text_at..text_at + part.len()].copy_from_slice(part.as_bytes());
+                text_at += part.len();
+                let end = (text_at - text_start) as u32;
+                buf[end_at..end_at + 4].copy_from_slice(&end.to_le_bytes());
+                end_at += 4;
+            };
+            put(name);
+            for (k, v) in sorted {
+                put(k);
+                put(v);
             }
         };
-        // SAFETY: zeroed bytes are valid `u8`s.
-        let mut data: Arc<[u8]> = unsafe { Arc::new_zeroed_slice(total).assume_init() };
-        if let Some(buf) = Arc::get_mut(&mut data) {
-            fill(buf); // always: the Arc was just made
-        }
+        let data: Arc<[u8]> = if total <= STACK_BUILD {
+            let mut buf = [0u8; STACK_BUILD];
+            fill(&mut buf[..total]);
+            Arc::from(&buf[..total])
+        } else {
+            let mut buf = vec![0u8; total];
+            fill(&mut buf);
+            Arc::from(buf)
+        };
         Id { data }
     }
 
@@ -100,7 +112,7 @@ impl Id {
 
     /// The name, then each tag's key and value, in order: one pass over the offsets.
     #[inline]
-    fn strings(&self) -> impl Iterator<Item = &str> + '_ {
+    pub(crate) fn strings(&self) -> impl Iterator<Item = &str> + '_ {
         let parts = 1 + 2 * self.count();
         let text = HEADER + 4 * parts;
         let mut start = 0;

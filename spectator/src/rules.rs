@@ -36,15 +36,26 @@ pub const RESERVED_PREFIX: &str = "atlas.";
 pub const INFRA_PREFIX: &str = "nf.";
 
 /// Whether `c` is in the Atlas character set `-._A-Za-z0-9~^`.
-pub fn is_valid_char(c: char) -> bool {
+pub const fn is_valid_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '^')
 }
+
+/// [`is_valid_char`] for each byte value.
+const VALID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = is_valid_char(b as u8 as char);
+        b += 1;
+    }
+    table
+};
 
 /// Whether every character of `s` is in the Atlas character set.
 pub fn is_valid(s: &str) -> bool {
     // The set is ASCII, so a byte outside it (any byte of a multi-byte character) is
     // outside it too: checking bytes needs no UTF-8 decoding.
-    s.bytes().all(|b| is_valid_char(char::from(b)))
+    s.bytes().all(|b| VALID_BYTES[usize::from(b)])
 }
 
 /// `s` with every character outside `-._A-Za-z0-9~^` replaced by `_`; borrowed when nothing

@@ -671,15 +671,20 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
 /// Warns (rate-limited) about ids the aggregator would reject or that will be changed on
 /// the wire. The meter is registered anyway: recording must never fail.
 fn check_id(id: &Id) {
-    let bad_chars = |s: &str| !crate::rules::is_valid(s);
+    // One pass over the name, then each key and value.
+    let (mut empty_tag, mut bad_chars) = (false, false);
+    for (i, s) in id.strings().enumerate() {
+        empty_tag |= i > 0 && s.is_empty();
+        bad_chars |= !crate::rules::is_valid(s);
+    }
     if id.name().is_empty() {
         warn_limited!(target: "spectator::registry", %id, "meter name is empty; the aggregator will reject it");
     }
-    if bad_chars(id.name()) || id.tags().any(|(k, v)| bad_chars(k) || bad_chars(v)) {
+    if bad_chars {
         warn_limited!(target: "spectator::registry", %id,
             "id has characters outside -._A-Za-z0-9~^; they are sent as '_'");
     }
-    if id.tags().any(|(k, v)| k.is_empty() || v.is_empty()) {
+    if empty_tag {
         warn_limited!(target: "spectator::registry", %id, "id has an empty tag key or value; the aggregator will reject it");
     }
 }
