@@ -200,3 +200,25 @@ pub(super) fn with_table<R>(inner: &RegistryInner, mut f: impl FnMut(&Table) -> 
         _ => f(&inner.snapshot.load()),
     }
 }
+
+/// Lets go of this thread's reference to the table of registry `uid` (being dropped).
+pub(super) fn forget(uid: u64) {
+    let _ = LOCAL.try_with(|local| {
+        let held = {
+            let Ok(mut local) = local.try_borrow_mut() else {
+                return;
+            };
+            let Some(local) = local.as_mut() else {
+                return;
+            };
+            let slot = &mut local.held[(uid % HELD as u64) as usize];
+            match slot {
+                Some(h) if h.registry == uid => slot.take(),
+                _ => return,
+            }
+        };
+        // Dropped with the thread's state released: the entries' drops run no lookup, but
+        // nothing here depends on that.
+        drop(held);
+    });
+}

@@ -102,6 +102,14 @@ pub(crate) struct RegistryInner {
     owned_sources: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
+impl Drop for RegistryInner {
+    fn drop(&mut self) {
+        // Frees the table now if this thread held the last reference (other threads let go
+        // of theirs at their next lookup in another registry, or when they exit).
+        local::forget(self.uid);
+    }
+}
+
 /// The value that replaces a tag value past its limit (Spectator Java's
 /// `CardinalityLimiters.OTHERS`).
 const OTHERS: &str = "--others--";
