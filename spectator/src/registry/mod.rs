@@ -13,7 +13,9 @@
 //! for [`Config::meter_ttl`] is dropped at a poll. To make sure a handle never writes into a
 //! dropped meter, removal marks the entry retired, then re-checks that no handle was taken;
 //! a reader that takes a handle re-checks the mark and, if set, goes through the insert
-//! path, which waits for the removal decision.
+//! path, which waits for the removal decision. Between its write and its read each side
+//! passes a full barrier, split unequally (`sync::barrier`): a compiler fence on every
+//! lookup, one `membarrier` system call on a poll that removes meters.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
