@@ -25,9 +25,9 @@
 
 use super::atomic::{from_ordered, to_ordered};
 use super::percentile_buckets::LENGTH;
-use super::push;
+use super::push_op;
 use crate::id::Id;
-use crate::measurement::Measurement;
+use crate::measurement::{Measurement, Op};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -129,7 +129,7 @@ impl Stats<Buckets> {
         let active = self.measure(ids, scale, |b| b.take_into(&mut counts), out);
         for (i, &c) in counts.iter().enumerate() {
             if c > 0 {
-                push(out, bucket_ids.get(&ids[4], i), c as f64);
+                push_op(out, bucket_ids.get(&ids[4], i), Op::Add, c as f64);
             }
         }
         active
@@ -451,10 +451,11 @@ impl<X: Extra> Stats<X> {
         if t.count == 0 {
             return false;
         }
-        push(out, &ids[0], t.count as f64);
-        push(out, &ids[1], t.total * scale.unit);
-        push(out, &ids[2], t.total_sq * scale.squared);
-        push(out, &ids[3], t.max * scale.unit);
+        // `stat_ids` always sets these statistics: count and the totals add, max is a max.
+        push_op(out, &ids[0], Op::Add, t.count as f64);
+        push_op(out, &ids[1], Op::Add, t.total * scale.unit);
+        push_op(out, &ids[2], Op::Add, t.total_sq * scale.squared);
+        push_op(out, &ids[3], Op::Max, t.max * scale.unit);
         true
     }
 

@@ -90,8 +90,9 @@ pub(crate) struct RegistryInner {
     uid: u64,
     /// Serialises inserts and removals (never taken by a lookup that finds its meter).
     write_lock: Mutex<()>,
-    /// Serialises polls: each meter's interval is handed to one poll.
-    poll_lock: Mutex<()>,
+    /// Serialises polls: each meter's interval is handed to one poll. Holds the number of
+    /// measurements the last poll took, to size the next one's vector once.
+    poll_lock: Mutex<usize>,
     /// Where each step goes, and whether a publish loop runs.
     outlet: Outlet,
     /// `spectator.meters{id=refused}`: ids turned away by [`Config::max_meters`].
@@ -513,7 +514,7 @@ impl Registry {
 
     /// One poll: the measurements, and the age gauges' set times for the spectatord output.
     fn poll(&self) -> Step {
-        let _p = lock(&self.inner.poll_lock);
+        let mut last_len = lock(&self.inner.poll_lock);
         let now = self.inner.clock.wall_time();
         let ttl = millis(self.inner.config.meter_ttl);
         let poll = Poll {
@@ -521,7 +522,8 @@ impl Registry {
             gauge_ttl_ms: ttl,
         };
         let snapshot = self.inner.snapshot.load_full();
-        let mut out = Vec::with_capacity(snapshot.len());
+        // Timers report 4 measurements, idle meters none: the last poll is the best guess.
+        let mut out = Vec::with_capacity(snapshot.len().max(*last_len));
         let mut hints = Vec::new();
         let mut idle = Vec::new();
         for entry in snapshot.entries() {
@@ -529,7 +531,10 @@ impl Registry {
             if let Some(hint) = entry.core.line_hint(&poll) {
                 hints.push((entry.ids[0].clone(), hint));
             }
-            entry.last_active.fetch_max(updated, Ordering::Relaxed);
+            // Only polls (serialised above) move it: a plain load and store, no locked RMW.
+            if updated > entry.last_active.load(Ordering::Relaxed) {
+                entry.last_active.store(updated, Ordering::Relaxed);
+            }
             if updated < now && is_expired(entry, now, ttl) {
                 idle.push(entry.id.clone());
             }
@@ -538,6 +543,7 @@ impl Registry {
         if !idle.is_empty() {
             self.retire(&idle, &poll, ttl, &mut out);
         }
+        *last_len = out.len();
         Step {
             measurements: out,
             hints,
@@ -826,7 +832,7 @@ impl RegistryBuilder {
                     NEXT_UID.fetch_add(1, Ordering::Relaxed)
                 },
                 write_lock: Mutex::new(()),
-                poll_lock: Mutex::new(()),
+                poll_lock: Mutex::new(0),
                 refused: std::sync::OnceLock::new(),
                 limits: self.limits,
                 limited: std::sync::OnceLock::new(),

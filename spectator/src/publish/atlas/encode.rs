@@ -40,36 +40,44 @@ use crate::rules::sanitize;
 /// `common_tags` are added to every measurement (sanitised here; an id's own tag of the same key
 /// wins). Non-finite values are skipped; the caller decides the batch size.
 pub fn encode_batch(common_tags: &[(String, String)], batch: &[Measurement], out: &mut Vec<u8>) {
+    let mut strings = Strings::with_capacity(batch.len());
+    let name = strings.intern("name");
+
     // One value per sanitised key (the last one given wins): two spellings of a key, or a key
-    // given twice, must not send the same tag twice in a measurement.
-    let mut common: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(common_tags.len());
+    // given twice, must not send the same tag twice in a measurement. Values are interned
+    // after that, so that a value replaced here is not in the table.
+    let mut given: Vec<(u32, &str)> = Vec::with_capacity(common_tags.len());
     for (k, v) in common_tags {
-        let (k, v) = (sanitize(k), sanitize(v));
-        if k == "name" {
+        let k = strings.intern(k);
+        if k == name {
             continue;
         }
-        match common.iter_mut().find(|(ck, _)| *ck == k) {
+        match given.iter_mut().find(|(ck, _)| *ck == k) {
             Some(slot) => slot.1 = v,
-            None => common.push((k, v)),
+            None => given.push((k, v)),
         }
     }
+    let common: Vec<(u32, u32)> = given
+        .into_iter()
+        .map(|(k, v)| (k, strings.intern(v)))
+        .collect();
 
-    // Flat storage of every measurement's tag pairs; `spans` marks each one's slice.
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(batch.len() * (common.len() + 4));
-    let mut spans: Vec<(usize, usize, &Measurement)> = Vec::with_capacity(batch.len());
-    // Sanitised id strings that needed replacing live here; almost always empty.
-    let owned = OwnedStrings::collect(batch);
-    let mut scratch: Vec<(&str, &str)> = Vec::with_capacity(8);
-
-    for (i, m) in batch.iter().enumerate() {
+    // First pass: every measurement as string ids, `[T, k1, v1, .., kT, vT]` per finite
+    // measurement; the ids become table indexes once every string is known.
+    let mut codes: Vec<u32> = Vec::with_capacity(batch.len() * (2 * common.len() + 10));
+    let mut scratch: Vec<(u32, &str)> = Vec::with_capacity(8);
+    // Consecutive measurements mostly repeat the previous one's strings at the same place (a
+    // timer's four statistics, the keys of one metric): comparing with those first skips
+    // most hash lookups.
+    let mut recent = Recent::default();
+    for m in batch {
         if !m.value.is_finite() {
             continue;
         }
         scratch.clear();
         for (j, (k, v)) in m.id.tags().enumerate() {
-            let k = owned.key(i, j).unwrap_or(k);
-            let v = owned.value(i, j).unwrap_or(v);
-            if k == "name" {
+            let k = recent.key(&mut strings, j, k);
+            if k == name {
                 continue;
             }
             match scratch.iter_mut().find(|(sk, _)| *sk == k) {
@@ -77,53 +85,59 @@ pub fn encode_batch(common_tags: &[(String, String)], batch: &[Measurement], out
                 None => scratch.push((k, v)),
             }
         }
-        let start = pairs.len();
-        for (k, v) in &common {
-            if !scratch.iter().any(|(sk, _)| *sk == &**k) {
-                pairs.push((k, v));
+        let count_at = codes.len();
+        codes.push(0);
+        for &(k, v) in &common {
+            if !scratch.iter().any(|(sk, _)| *sk == k) {
+                codes.extend_from_slice(&[k, v]);
             }
         }
-        pairs.extend_from_slice(&scratch);
-        pairs.push(("name", owned.name(i).unwrap_or(m.id.name())));
-        spans.push((start, pairs.len(), m));
-    }
-
-    // The string table: unique strings sorted by bytes, then each one's index.
-    let mut index: FxHashMap<&str, u32> = FxHashMap::default();
-    index.reserve(pairs.len() / 2 + common.len() * 2 + 1);
-    index.insert("name", 0);
-    for (k, v) in &common {
-        index.insert(k, 0);
-        index.insert(v, 0);
-    }
-    for (k, v) in &pairs {
-        index.insert(k, 0);
-        index.insert(v, 0);
-    }
-    let mut table: Vec<&str> = index.keys().copied().collect();
-    table.sort_unstable();
-    for (i, s) in table.iter().enumerate() {
-        if let Some(slot) = index.get_mut(s) {
-            *slot = i as u32;
+        for (j, &(k, v)) in scratch.iter().enumerate() {
+            let v = recent.value(&mut strings, j, v);
+            codes.extend_from_slice(&[k, v]);
         }
+        let n = recent.name(&mut strings, m.id.name());
+        codes.extend_from_slice(&[name, n]);
+        codes[count_at] = ((codes.len() - count_at - 1) / 2) as u32;
     }
 
-    out.reserve(table.iter().map(|s| s.len() + 3).sum::<usize>() + spans.len() * 48);
+    // The string table sorted by bytes; each id's index written once, as `,<index>`.
+    let table = strings.table;
+    let mut order: Vec<u32> = (0..table.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| table[a as usize].cmp(&table[b as usize]));
+    let mut rank = vec![0u32; table.len()];
+    for (i, &id) in order.iter().enumerate() {
+        rank[id as usize] = i as u32;
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(table.len() * 6);
+    let mut at: Vec<u32> = Vec::with_capacity(table.len() + 1);
+    for &r in &rank {
+        at.push(digits.len() as u32);
+        digits.push(b',');
+        write_uint(&mut digits, u64::from(r));
+    }
+    at.push(digits.len() as u32);
+    let index = |id: u32| &digits[at[id as usize] as usize..at[id as usize + 1] as usize];
+
+    out.reserve(
+        table.iter().map(|s| s.len() + 3).sum::<usize>()
+            + (digits.len() / table.len().max(1) + 1) * codes.len()
+            + batch.len() * 24,
+    );
     out.push(b'[');
     write_uint(out, table.len() as u64);
-    for s in &table {
+    for &id in &order {
         out.extend_from_slice(b",\"");
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(table[id as usize].as_bytes());
         out.push(b'"');
     }
-    for &(start, end, m) in &spans {
+    let mut codes = codes.iter();
+    for m in batch.iter().filter(|m| m.value.is_finite()) {
+        let t = codes.next().copied().unwrap_or(0);
         out.push(b',');
-        write_uint(out, (end - start) as u64);
-        for (k, v) in &pairs[start..end] {
-            out.push(b',');
-            write_uint(out, u64::from(index.get(k).copied().unwrap_or(0)));
-            out.push(b',');
-            write_uint(out, u64::from(index.get(v).copied().unwrap_or(0)));
+        write_uint(out, u64::from(t));
+        for &id in codes.by_ref().take(2 * t as usize) {
+            out.extend_from_slice(index(id));
         }
         out.push(b',');
         write_uint(out, u64::from(m.op.code()));
@@ -133,70 +147,121 @@ pub fn encode_batch(common_tags: &[(String, String)], batch: &[Measurement], out
     out.push(b']');
 }
 
-/// Gzip-compresses `json` (the POST body) at level 5: within 0.5% of level 6's size for half
-/// its CPU on typical payloads (BENCHMARKS.md has the measurements).
+/// Gzip-compresses `json` (the POST body) at level 2 of flate2's zlib-rs backend: on a
+/// 100k-measurement payload, 60% of the CPU of level 4 for 23% more bytes, and half of level
+/// 5 for 32% more (BENCHMARKS.md has the table). Compression was most of a publish's CPU.
 pub fn gzip(json: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(json.len() / 8 + 64),
-        flate2::Compression::new(5),
+        Vec::with_capacity(json.len() / 6 + 64),
+        flate2::Compression::new(GZIP_LEVEL),
     );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(json);
     enc.finish().unwrap_or_default()
 }
 
-/// Strings of the batch that sanitising changed, by (measurement, tag) position.
-///
-/// Ids almost always hold valid characters already, so this is usually empty and the encoder
-/// borrows everything from the ids.
-struct OwnedStrings {
-    names: FxHashMap<usize, String>,
-    keys: FxHashMap<(usize, usize), String>,
-    values: FxHashMap<(usize, usize), String>,
+/// The gzip level of POST bodies.
+const GZIP_LEVEL: u32 = 2;
+
+/// The batch's distinct sanitised strings, each with an id (its place in `table`).
+struct Strings<'a> {
+    /// Each string as given (sanitised or not) to its id.
+    ids: FxHashMap<&'a str, u32>,
+    /// Sanitised forms that differ from the string given, to their id: two strings that
+    /// sanitise alike share one.
+    changed: FxHashMap<String, u32>,
+    /// The sanitised strings, by id, all distinct.
+    table: Vec<Cow<'a, str>>,
 }
 
-impl OwnedStrings {
-    fn collect(batch: &[Measurement]) -> OwnedStrings {
-        let mut o = OwnedStrings {
-            names: FxHashMap::default(),
-            keys: FxHashMap::default(),
-            values: FxHashMap::default(),
+impl<'a> Strings<'a> {
+    fn with_capacity(measurements: usize) -> Strings<'a> {
+        let mut ids = FxHashMap::default();
+        ids.reserve(measurements / 2 + 16);
+        Strings {
+            ids,
+            changed: FxHashMap::default(),
+            table: Vec::with_capacity(measurements / 2 + 16),
+        }
+    }
+
+    /// The id of `raw`'s sanitised form.
+    fn intern(&mut self, raw: &'a str) -> u32 {
+        match self.ids.get(raw) {
+            Some(&id) => id,
+            None => self.insert(raw),
+        }
+    }
+
+    fn insert(&mut self, raw: &'a str) -> u32 {
+        let id = match sanitize(raw) {
+            Cow::Borrowed(s) => match self.changed.get(s) {
+                Some(&id) => id,
+                None => self.push(Cow::Borrowed(s)),
+            },
+            Cow::Owned(t) => match self.ids.get(t.as_str()).or_else(|| self.changed.get(&t)) {
+                Some(&id) => id,
+                None => {
+                    let id = self.push(Cow::Owned(t.clone()));
+                    self.changed.insert(t, id);
+                    id
+                }
+            },
         };
-        for (i, m) in batch.iter().enumerate() {
-            if let Cow::Owned(s) = sanitize(m.id.name()) {
-                o.names.insert(i, s);
+        self.ids.insert(raw, id);
+        id
+    }
+
+    fn push(&mut self, s: Cow<'a, str>) -> u32 {
+        self.table.push(s);
+        (self.table.len() - 1) as u32
+    }
+}
+
+/// The previous measurement's strings and their ids, by place: the tag keys and values (by
+/// position in the id) and the name.
+#[derive(Default)]
+struct Recent<'a> {
+    keys: Vec<(&'a str, u32)>,
+    values: Vec<(&'a str, u32)>,
+    name: Option<(&'a str, u32)>,
+}
+
+impl<'a> Recent<'a> {
+    fn key(&mut self, strings: &mut Strings<'a>, j: usize, s: &'a str) -> u32 {
+        Self::at(&mut self.keys, strings, j, s)
+    }
+
+    fn value(&mut self, strings: &mut Strings<'a>, j: usize, s: &'a str) -> u32 {
+        Self::at(&mut self.values, strings, j, s)
+    }
+
+    fn name(&mut self, strings: &mut Strings<'a>, s: &'a str) -> u32 {
+        match self.name {
+            Some((last, id)) if last == s => id,
+            _ => {
+                let id = strings.intern(s);
+                self.name = Some((s, id));
+                id
             }
-            for (j, (k, v)) in m.id.tags().enumerate() {
-                if let Cow::Owned(s) = sanitize(k) {
-                    o.keys.insert((i, j), s);
-                }
-                if let Cow::Owned(s) = sanitize(v) {
-                    o.values.insert((i, j), s);
-                }
+        }
+    }
+
+    #[inline]
+    fn at(slots: &mut Vec<(&'a str, u32)>, strings: &mut Strings<'a>, j: usize, s: &'a str) -> u32 {
+        match slots.get_mut(j) {
+            Some((last, id)) if *last == s => *id,
+            Some(slot) => {
+                let id = strings.intern(s);
+                *slot = (s, id);
+                id
+            }
+            None => {
+                let id = strings.intern(s);
+                slots.push((s, id));
+                id
             }
         }
-        o
-    }
-
-    fn name(&self, i: usize) -> Option<&str> {
-        if self.names.is_empty() {
-            return None;
-        }
-        self.names.get(&i).map(String::as_str)
-    }
-
-    fn key(&self, i: usize, j: usize) -> Option<&str> {
-        if self.keys.is_empty() {
-            return None;
-        }
-        self.keys.get(&(i, j)).map(String::as_str)
-    }
-
-    fn value(&self, i: usize, j: usize) -> Option<&str> {
-        if self.values.is_empty() {
-            return None;
-        }
-        self.values.get(&(i, j)).map(String::as_str)
     }
 }
 
@@ -224,8 +289,9 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
         }
         write_uint(out, v.abs() as u64);
     } else {
-        // Finite by construction; serde_json writes the shortest round-tripping form.
-        let _ = serde_json::to_writer(&mut *out, &v);
+        // Finite by construction. The shortest form that reads back to the same f64, exactly
+        // as serde_json writes it (it uses ryu too).
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     }
 }
 
@@ -285,6 +351,24 @@ mod tests {
     }
 
     #[test]
+    fn strings_that_sanitise_alike_are_one_table_entry_in_either_order() {
+        // "a b" is sanitised to "a_b": one string in the table, whichever comes first.
+        let ms = || {
+            [
+                Measurement::new(Id::new("m", &[("k", "a b")]), 1.0),
+                Measurement::new(Id::new("m", &[("k", "a_b")]), 2.0),
+            ]
+        };
+        let want = r#"[4,"a_b","k","m","name",2,1,0,3,2,10,1,2,1,0,3,2,10,2]"#;
+        assert_eq!(enc(&[], &ms()), want);
+        let [a, b] = ms();
+        assert_eq!(
+            enc(&[], &[b, a]),
+            r#"[4,"a_b","k","m","name",2,1,0,3,2,10,2,2,1,0,3,2,10,1]"#
+        );
+    }
+
+    #[test]
     fn skips_non_finite_values() {
         let ms = [
             Measurement::new(Id::new("n", &[]), f64::NAN),
@@ -305,10 +389,13 @@ mod tests {
             (0.0, "0"),
             (-0.0, "0"),
             (1e15, "1000000000000000"),
-            (1e20, "1e+20"),
+            // JSON allows an exponent without its sign; Atlas and serde_json read it back.
+            (1e20, "1e20"),
             (0.1, "0.1"),
             (-7.0, "-7"),
-            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MAX, "1.7976931348623157e308"),
+            (-1.5e-7, "-1.5e-7"),
+            (0.30000000000000004, "0.30000000000000004"),
             (5e-324, "5e-324"),
         ];
         for (v, s) in cases {

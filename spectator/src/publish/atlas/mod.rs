@@ -122,18 +122,15 @@ impl AtlasOutput {
 
         let mut kept: Vec<Measurement> = Vec::new();
         let mut failure: Option<FailureKind> = None;
-        let mut json = Vec::new();
-        for chunk in all.chunks(batch_size) {
+        let bodies = bodies(&config.common_tags, &all, batch_size);
+        for (chunk, body) in all.chunks(batch_size).zip(&bodies) {
             if failure.is_some() || Instant::now() >= deadline {
                 kept.extend_from_slice(chunk);
                 continue;
             }
             report.batches += 1;
-            json.clear();
-            encode_batch(&config.common_tags, chunk, &mut json);
-            let body = gzip(&json);
             let n = chunk.len();
-            match sender.send(&body, n, deadline, &mut report.errors).await {
+            match sender.send(body, n, deadline, &mut report.errors).await {
                 Delivery::Accepted => report.sent += n,
                 Delivery::Partial { errors } => {
                     report.dropped_validation += errors;
@@ -177,6 +174,62 @@ impl AtlasOutput {
         }
         report.total()
     }
+}
+
+/// Most threads that encode and compress one publish's batches.
+const MAX_ENCODERS: usize = 4;
+
+/// The gzipped POST body of each batch of `all` (batches of `batch_size`), in order.
+///
+/// Encoding and compressing is most of a publish's CPU time, and batches are independent: with
+/// more than one batch and more than one core, they are shared out over up to
+/// [`MAX_ENCODERS`] threads that live for this call only. Should a thread not start, this
+/// thread encodes its share.
+fn bodies(common: &[(String, String)], all: &[Measurement], batch_size: usize) -> Vec<Vec<u8>> {
+    let chunks: Vec<&[Measurement]> = all.chunks(batch_size).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_ENCODERS)
+        .min(chunks.len());
+    // Worker `w` takes batches w, w + workers, ...: the batches are alike in size.
+    let share = |w: usize| -> Vec<(usize, Vec<u8>)> {
+        let mut json = Vec::new();
+        (w..chunks.len())
+            .step_by(workers.max(1))
+            .map(|i| {
+                json.clear();
+                encode_batch(common, chunks[i], &mut json);
+                (i, gzip(&json))
+            })
+            .collect()
+    };
+    if workers <= 1 {
+        return share(0).into_iter().map(|(_, body)| body).collect();
+    }
+    let mut out: Vec<Vec<u8>> = vec![Vec::new(); chunks.len()];
+    std::thread::scope(|scope| {
+        let share = &share;
+        let spawned: Vec<_> = (1..workers)
+            .map(|w| {
+                let handle = std::thread::Builder::new()
+                    .name("spectator-encode".into())
+                    .spawn_scoped(scope, move || share(w));
+                (w, handle)
+            })
+            .collect();
+        let mut done = share(0);
+        for (w, handle) in spawned {
+            // Encoding does not panic; were a worker to fail, its share is encoded here.
+            match handle.map(|h| h.join()) {
+                Ok(Ok(part)) => done.extend(part),
+                _ => done.extend(share(w)),
+            }
+        }
+        for (i, body) in done {
+            out[i] = body;
+        }
+    });
+    out
 }
 
 #[cfg(all(test, feature = "receiver"))]
