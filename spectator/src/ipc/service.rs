@@ -32,7 +32,7 @@ pub struct IpcClientService<S> {
 impl<S> std::fmt::Debug for IpcServerService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcServerService")
-            .field("owner", &self.shared.config.owner)
+            .field("owner", &self.shared.config().owner)
             .finish_non_exhaustive()
     }
 }
@@ -40,7 +40,7 @@ impl<S> std::fmt::Debug for IpcServerService<S> {
 impl<S> std::fmt::Debug for IpcClientService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcClientService")
-            .field("owner", &self.shared.config.owner)
+            .field("owner", &self.shared.config().owner)
             .finish_non_exhaustive()
     }
 }
@@ -60,10 +60,20 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let inner = &mut self.inner;
-        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
+        // The request goes straight from the caller to the inner service (through no helper
+        // taking it by value), which spares a copy of it on every call.
+        let pending = match self.shared.endpoint_fn() {
+            None => self.shared.begin(&req, None),
+            Some(f) => {
+                let (req, pending) = self.shared.start_with_fn(f, req);
+                return IpcServerFuture {
+                    inner: self.inner.call(req),
+                    pending: Some(pending),
+                };
+            }
+        };
         IpcServerFuture {
-            inner,
+            inner: self.inner.call(req),
             pending: Some(pending),
         }
     }
@@ -85,10 +95,19 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let inner = &mut self.inner;
-        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
+        // As the server's (see `IpcServerService::call`).
+        let pending = match self.shared.endpoint_fn() {
+            None => self.shared.begin(&req, None),
+            Some(f) => {
+                let (req, pending) = self.shared.start_with_fn(f, req);
+                return IpcClientFuture {
+                    inner: self.inner.call(req),
+                    pending: Some(pending),
+                };
+            }
+        };
         IpcClientFuture {
-            inner,
+            inner: self.inner.call(req),
             pending: Some(pending),
         }
     }
@@ -120,6 +139,7 @@ where
 {
     type Output = Result<http::Response<IpcBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
@@ -143,6 +163,7 @@ where
 {
     type Output = Result<http::Response<IpcBody<B>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));

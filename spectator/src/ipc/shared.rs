@@ -1,8 +1,9 @@
 //! The state one layer shares among its services and calls: the bounded endpoint table, the
 //! in-flight counts and the cache of call timers.
 //!
-//! A call on a warm endpoint reads two atomics and compares a few short strings to find its
-//! endpoint, and finds its timer in a fixed open-addressed table keyed by a packed `u64` (one
+//! A call on a warm endpoint compares a few short strings to find its endpoint, takes a
+//! counted reference to it (the same `fetch_add` counts it in flight: no separate `Arc` clone),
+//! and at its end finds its timer in a fixed open-addressed table keyed by a packed `u64` (one
 //! multiply and, most often, one atomic load): no lock, no allocation, no registry lookup.
 //! Only a new endpoint or a new tag combination takes the layer's mutex and asks the
 //! registry.
@@ -17,6 +18,7 @@ use crate::meter::{DistributionSummary, PercentileTimer};
 use crate::registry::Registry;
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -78,10 +80,66 @@ pub(crate) const OWN_KEYS: [&str; 9] = [
     "ipc.attempt.final",
 ];
 
+/// One endpoint of a layer, with its in-flight count. Counted by hand rather than in an `Arc`,
+/// so that the count of calls in flight is also what keeps it alive: `refs` is 1 for the
+/// layer's table plus 1 per call in flight, and a call starting takes its reference and reads
+/// the in-flight count in the same `fetch_add` (an `Arc` clone next to an in-flight counter
+/// would be two atomic read-modify-writes per start and two per end, of the four that
+/// dominate the cost of a call).
 struct Endpoint {
+    refs: AtomicUsize,
+    /// Its index in the layer's table (part of the call key).
+    slot: u8,
     name: Box<str>,
-    inflight: AtomicU64,
     summary: DistributionSummary,
+    core: Arc<Core>,
+}
+
+/// One counted reference to an [`Endpoint`]: the layer's table holds one per endpoint, each
+/// call in flight one. The last one dropped frees the endpoint.
+struct EndpointRef(NonNull<Endpoint>);
+
+// SAFETY: an `EndpointRef` gives shared access to an `Endpoint` (all of whose fields are `Send`
+// and `Sync`) and releases its count atomically, as `Arc<Endpoint>` does.
+unsafe impl Send for EndpointRef {}
+// SAFETY: as for `Send`: `&EndpointRef` only reads the endpoint and changes its atomic count.
+unsafe impl Sync for EndpointRef {}
+
+impl EndpointRef {
+    fn new(endpoint: Endpoint) -> EndpointRef {
+        debug_assert_eq!(endpoint.refs.load(Ordering::Relaxed), 1);
+        EndpointRef(NonNull::from(Box::leak(Box::new(endpoint))))
+    }
+
+    #[inline]
+    fn get(&self) -> &Endpoint {
+        // SAFETY: the endpoint lives while any reference to it does: this one counts.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// A reference for a call starting now, and the number of calls of the endpoint in flight
+    /// with it.
+    #[inline]
+    fn enter(&self) -> (EndpointRef, u64) {
+        // As `Arc::clone`: taking a reference from one held needs no ordering. The table's
+        // reference is one of `before`, so `before` is the count in flight, this call included.
+        let before = self.get().refs.fetch_add(1, Ordering::Relaxed);
+        (EndpointRef(self.0), before as u64)
+    }
+}
+
+impl Drop for EndpointRef {
+    #[inline]
+    fn drop(&mut self) {
+        // As `Arc`'s drop: release this holder's uses of the endpoint, and have the last one
+        // see all of them before freeing it.
+        if self.get().refs.fetch_sub(1, Ordering::Release) == 1 {
+            std::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: this was the last reference (the count reached 0, and no reference is
+            // taken but from a live one), and the pointer came from `Box::leak`.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
 }
 
 /// Slots of the call table (a power of two). Tag combinations are few per layer (endpoint x
@@ -156,76 +214,77 @@ impl CallTable {
     }
 }
 
-pub(crate) struct Shared {
+/// What a call needs until it ends (its endpoint keeps it alive): the clock, the call table
+/// and what making a new call timer takes.
+pub(crate) struct Core {
     registry: Registry,
     clock: Arc<dyn Clock>,
     side: Side,
-    pub(crate) config: Config,
-    /// `[unknown, --others--, named...]`; named slots are filled in order under `lock`.
-    slots: [OnceLock<Endpoint>; SLOTS],
-    named: AtomicUsize,
+    config: Config,
     calls: CallTable,
+    /// Taken to add an endpoint or a call timer.
     lock: Mutex<()>,
+}
+
+/// The state one layer shares among its services: its endpoints.
+pub(crate) struct Shared {
+    core: Arc<Core>,
+    /// `[unknown, --others--, named...]`; named slots are filled in order under `core.lock`.
+    slots: [OnceLock<EndpointRef>; SLOTS],
+    named: AtomicUsize,
 }
 
 impl Shared {
     pub(crate) fn new(registry: Registry, side: Side, config: Config) -> Shared {
         Shared {
-            clock: Arc::clone(registry.clock()),
-            registry,
-            side,
-            config,
+            core: Arc::new(Core {
+                clock: Arc::clone(registry.clock()),
+                registry,
+                side,
+                config,
+                calls: CallTable::new(),
+                lock: Mutex::new(()),
+            }),
             slots: std::array::from_fn(|_| OnceLock::new()),
             named: AtomicUsize::new(0),
-            calls: CallTable::new(),
-            lock: Mutex::new(()),
         }
     }
 
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.core.registry
     }
 
-    fn call_name(&self) -> &'static str {
-        match self.side {
-            Side::Server => "ipc.server.call",
-            Side::Client => "ipc.client.call",
-        }
+    pub(crate) fn config(&self) -> &Config {
+        &self.core.config
     }
 
-    fn inflight_name(&self) -> &'static str {
-        match self.side {
-            Side::Server => "ipc.server.inflight",
-            Side::Client => "ipc.client.inflight",
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn new_endpoint(&self, name: &str) -> Endpoint {
-        let summary = self.registry.distribution_summary(
-            self.inflight_name(),
-            &[("owner", &self.config.owner), ("ipc.endpoint", name)],
+    fn new_endpoint(&self, slot: usize, name: &str) -> EndpointRef {
+        let core = &self.core;
+        let summary = core.registry.distribution_summary(
+            core.inflight_name(),
+            &[("owner", &core.config.owner), ("ipc.endpoint", name)],
         );
-        Endpoint {
+        EndpointRef::new(Endpoint {
+            refs: AtomicUsize::new(1),
+            slot: slot as u8,
             name: name.into(),
-            inflight: AtomicU64::new(0),
             summary,
-        }
+            core: Arc::clone(core),
+        })
     }
 
-    fn fixed_slot(&self, slot: u8) -> &Endpoint {
+    fn fixed_slot(&self, slot: u8) -> &EndpointRef {
         let name = if slot == UNKNOWN_SLOT {
             UNKNOWN
         } else {
             OTHERS
         };
-        self.slots[usize::from(slot)].get_or_init(|| self.new_endpoint(name))
+        let slot = usize::from(slot);
+        self.slots[slot].get_or_init(|| self.new_endpoint(slot, name))
     }
 
-    fn slot(&self, slot: u8) -> &Endpoint {
+    #[inline]
+    fn slot(&self, slot: u8) -> &EndpointRef {
         match self.slots[usize::from(slot)].get() {
             Some(e) => e,
             None => self.fixed_slot(slot),
@@ -245,7 +304,7 @@ impl Shared {
         if n >= MAX_ENDPOINTS {
             return OTHERS_SLOT;
         }
-        let _guard = self.lock();
+        let _guard = self.core.lock();
         let n = self.named.load(Ordering::Acquire);
         if let Some(i) = self.find(name, n) {
             return i;
@@ -253,7 +312,8 @@ impl Shared {
         if n >= MAX_ENDPOINTS {
             return OTHERS_SLOT;
         }
-        let _ = self.slots[FIRST_NAMED + n].set(self.new_endpoint(name));
+        let slot = FIRST_NAMED + n;
+        let _ = self.slots[slot].set(self.new_endpoint(slot, name));
         self.named.store(n + 1, Ordering::Release);
         if n + 1 == MAX_ENDPOINTS {
             tracing::debug!(
@@ -261,36 +321,26 @@ impl Shared {
                 "{MAX_ENDPOINTS} distinct ipc.endpoint values: later ones are reported as {OTHERS}"
             );
         }
-        (FIRST_NAMED + n) as u8
+        slot as u8
     }
 
     fn find(&self, name: &str, n: usize) -> Option<u8> {
         self.slots[FIRST_NAMED..FIRST_NAMED + n]
             .iter()
-            .position(|s| s.get().is_some_and(|e| *e.name == *name))
+            .position(|s| s.get().is_some_and(|e| *e.get().name == *name))
             .map(|i| (FIRST_NAMED + i) as u8)
     }
 
-    /// Starts timing a call and hands the request on to `call` (the inner service): the
-    /// user's endpoint extractor, when configured, sees the request first.
+    /// The user's endpoint extractor, if configured.
     #[inline]
-    pub(crate) fn start<B, F>(
-        self: &Arc<Self>,
-        req: http::Request<B>,
-        call: impl FnOnce(http::Request<B>) -> F,
-    ) -> (F, Pending) {
-        if let Some(f) = &self.config.endpoint_fn {
-            let (req, pending) = self.start_with_fn(&**f, req);
-            return (call(req), pending);
-        }
-        let pending = self.begin(&req, None);
-        (call(req), pending)
+    pub(crate) fn endpoint_fn(&self) -> Option<&EndpointFn> {
+        self.core.config.endpoint_fn.as_deref()
     }
 
     /// Starts timing a call whose endpoint the user's extractor names (see [`Shared::begin`]).
     #[cold]
-    fn start_with_fn<B>(
-        self: &Arc<Self>,
+    pub(crate) fn start_with_fn<B>(
+        &self,
         f: &EndpointFn,
         req: http::Request<B>,
     ) -> (http::Request<B>, Pending) {
@@ -304,13 +354,13 @@ impl Shared {
     /// Starts timing a call: resolves its endpoint (unless given), counts it in flight, reads
     /// the clock.
     #[inline]
-    pub(crate) fn begin<B>(self: &Arc<Self>, req: &http::Request<B>, slot: Option<u8>) -> Pending {
+    pub(crate) fn begin<B>(&self, req: &http::Request<B>, slot: Option<u8>) -> Pending {
         let proto = protocol_of(req);
         let slot = match slot {
             Some(s) => s,
             None => self.default_slot(req.extensions(), req.uri(), proto),
         };
-        let (attempt, is_final) = match self.side {
+        let (attempt, is_final) = match self.core.side {
             Side::Server => (NO_ATTEMPT, true),
             Side::Client => {
                 let a = req
@@ -321,13 +371,11 @@ impl Shared {
                 (a.index(), a.is_final())
             }
         };
-        let endpoint = self.slot(slot);
-        let now = endpoint.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        endpoint.summary.record(now as f64);
+        let (endpoint, in_flight) = self.slot(slot).enter();
+        endpoint.get().summary.record(in_flight as f64);
         Pending {
-            shared: Arc::clone(self),
-            start: self.clock.monotonic_time(),
-            endpoint: slot,
+            start: self.core.clock.monotonic_time(),
+            endpoint,
             method: method_index(req.method()),
             proto,
             attempt,
@@ -337,6 +385,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn default_slot(&self, ext: &http::Extensions, uri: &http::Uri, proto: u8) -> u8 {
         if let Some(e) = ext.get::<IpcEndpoint>() {
             return self.endpoint_slot(Some(e.as_str()));
@@ -349,6 +398,26 @@ impl Shared {
             return self.endpoint_slot(Some(uri.path()));
         }
         UNKNOWN_SLOT
+    }
+}
+
+impl Core {
+    fn call_name(&self) -> &'static str {
+        match self.side {
+            Side::Server => "ipc.server.call",
+            Side::Client => "ipc.client.call",
+        }
+    }
+
+    fn inflight_name(&self) -> &'static str {
+        match self.side {
+            Side::Server => "ipc.server.inflight",
+            Side::Client => "ipc.client.inflight",
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     #[inline]
@@ -389,7 +458,7 @@ impl Shared {
             ("owner", self.config.owner.as_str()),
             ("ipc.result", status.result()),
             ("ipc.status", status.as_str()),
-            ("ipc.endpoint", &self.slot(p.endpoint).name),
+            ("ipc.endpoint", &p.endpoint.get().name),
             ("http.method", METHODS[usize::from(p.method)]),
             ("ipc.protocol", PROTOCOLS[usize::from(p.proto)]),
         ]);
@@ -408,11 +477,11 @@ impl Shared {
 }
 
 /// A call in progress. Finishing it records the call; dropping it unfinished records the
-/// call as `cancelled`. Either way it leaves the in-flight count.
+/// call as `cancelled`. Either way it leaves the in-flight count (dropping its reference to
+/// the endpoint).
 pub(crate) struct Pending {
-    shared: Arc<Shared>,
+    endpoint: EndpointRef,
     start: u64,
-    endpoint: u8,
     method: u8,
     pub(crate) proto: u8,
     attempt: u8,
@@ -424,39 +493,105 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Records the call with `status` and the response status `http_status` (0: none).
+    #[inline]
     pub(crate) fn finish(mut self, status: IpcStatus, http_status: u16) {
         self.http_status = http_status;
         self.record(status);
     }
 
     pub(crate) fn side(&self) -> Side {
-        self.shared.side
+        self.endpoint.get().core.side
     }
 
+    #[inline]
     fn record(&mut self, status: IpcStatus) {
         if !self.armed {
             return;
         }
         self.armed = false;
-        let shared = &*self.shared;
-        let elapsed = shared.clock.monotonic_time().saturating_sub(self.start);
-        let key = u64::from(self.endpoint)
+        let endpoint = self.endpoint.get();
+        let core = &*endpoint.core;
+        let elapsed = core.clock.monotonic_time().saturating_sub(self.start);
+        let key = u64::from(endpoint.slot)
             | u64::from(self.method) << 8
             | u64::from(status_index(status)) << 16
             | u64::from(self.proto) << 24
             | u64::from(self.attempt) << 32
             | u64::from(self.is_final) << 40
             | u64::from(self.http_status) << 48;
-        shared.record_call(key, self, status, Duration::from_nanos(elapsed));
-        shared
-            .slot(self.endpoint)
-            .inflight
-            .fetch_sub(1, Ordering::Relaxed);
+        core.record_call(key, self, status, Duration::from_nanos(elapsed));
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         self.record(IpcStatus::Cancelled);
+        // Then `endpoint` is dropped: the call leaves the in-flight count.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(registry: &Registry) -> Shared {
+        Shared::new(registry.clone(), Side::Server, Config::default())
+    }
+
+    fn inflight(registry: &Registry) -> DistributionSummary {
+        registry.distribution_summary(
+            "ipc.server.inflight",
+            &[("owner", "spectator-rs"), ("ipc.endpoint", UNKNOWN)],
+        )
+    }
+
+    #[test]
+    fn each_start_records_the_calls_then_in_flight() {
+        let registry = Registry::default();
+        let shared = shared(&registry);
+        let req = http::Request::new(());
+        let a = shared.begin(&req, None);
+        let b = shared.begin(&req, None);
+        let c = shared.begin(&req, None);
+        let summary = inflight(&registry);
+        assert_eq!((summary.count(), summary.total_amount()), (3, 6.0)); // 1 + 2 + 3
+        a.finish(IpcStatus::Success, 200);
+        drop(b); // cancelled: leaves the count too
+        let d = shared.begin(&req, None);
+        assert_eq!((summary.count(), summary.total_amount()), (4, 8.0)); // c and d
+        drop((c, d));
+        let e = shared.begin(&req, None);
+        assert_eq!((summary.count(), summary.total_amount()), (5, 9.0)); // e alone
+        e.finish(IpcStatus::Success, 200);
+    }
+
+    #[test]
+    fn a_call_outliving_its_layer_is_recorded_then_frees_the_endpoint() {
+        let registry = Registry::default();
+        let shared = shared(&registry);
+        let core = Arc::downgrade(&shared.core);
+        let req = http::Request::new(());
+        let pending = shared.begin(&req, None);
+        drop(shared);
+        // The endpoint (which holds the core) lives on for the call in flight.
+        assert!(core.upgrade().is_some());
+        pending.finish(IpcStatus::Success, 200);
+        assert!(
+            core.upgrade().is_none(),
+            "the last reference freed the endpoint"
+        );
+        let calls = registry.percentile_timer(
+            "ipc.server.call",
+            &[
+                ("owner", "spectator-rs"),
+                ("ipc.result", "success"),
+                ("ipc.status", "success"),
+                ("ipc.endpoint", UNKNOWN),
+                ("http.method", "GET"),
+                ("http.status", "200"),
+                ("ipc.protocol", "http_1"),
+            ],
+        );
+        assert_eq!(calls.count(), 1);
     }
 }
