@@ -61,8 +61,9 @@
 //!
 //! A call on an endpoint seen before reads the registry's clock twice, finds its endpoint
 //! among at most 25 short strings and its timer in a fixed per-layer table keyed by a packed
-//! integer (one multiply, one atomic load), and updates the two meters: no allocation, no
-//! lock, no registry lookup. A new endpoint or tag combination takes the layer's mutex once
+//! integer (one multiply, one atomic load), and updates the two meters: four atomic
+//! read-modify-writes in all (entering and leaving the in-flight count, one per meter record),
+//! no allocation, no lock, no registry lookup. A new endpoint or tag combination takes the layer's mutex once
 //! (a combination that finds no free slot near its place in the 512-slot table is kept in a
 //! map behind a mutex instead: rare, and slower). `BENCHMARKS.md`
 //! in the repository has the numbers.
@@ -164,9 +165,9 @@ macro_rules! layer {
         impl std::fmt::Debug for $layer {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($layer))
-                    .field("owner", &self.shared.config.owner)
-                    .field("tags", &self.shared.config.tags)
-                    .field("endpoint_fn", &self.shared.config.endpoint_fn.is_some())
+                    .field("owner", &self.shared.config().owner)
+                    .field("tags", &self.shared.config().tags)
+                    .field("endpoint_fn", &self.shared.config().endpoint_fn.is_some())
                     .finish()
             }
         }
@@ -185,7 +186,7 @@ macro_rules! layer {
             }
 
             fn reconfigure(self, f: impl FnOnce(&mut Config)) -> Self {
-                let mut config = self.shared.config.clone();
+                let mut config = self.shared.config().clone();
                 f(&mut config);
                 Self {
                     shared: Arc::new(Shared::new(self.shared.registry().clone(), $side, config)),

@@ -32,7 +32,7 @@ pub struct IpcClientService<S> {
 impl<S> std::fmt::Debug for IpcServerService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcServerService")
-            .field("owner", &self.shared.config.owner)
+            .field("owner", &self.shared.config().owner)
             .finish_non_exhaustive()
     }
 }
@@ -40,7 +40,7 @@ impl<S> std::fmt::Debug for IpcServerService<S> {
 impl<S> std::fmt::Debug for IpcClientService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcClientService")
-            .field("owner", &self.shared.config.owner)
+            .field("owner", &self.shared.config().owner)
             .finish_non_exhaustive()
     }
 }
@@ -60,10 +60,20 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let inner = &mut self.inner;
-        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
+        // The request goes straight from the caller to the inner service (through no helper
+        // taking it by value), which spares a copy of it on every call.
+        let pending = match self.shared.endpoint_fn() {
+            None => self.shared.begin(&req, None),
+            Some(f) => {
+                let (req, pending) = self.shared.start_with_fn(f, req);
+                return IpcServerFuture {
+                    inner: self.inner.call(req),
+                    pending: Some(pending),
+                };
+            }
+        };
         IpcServerFuture {
-            inner,
+            inner: self.inner.call(req),
             pending: Some(pending),
         }
     }
@@ -85,10 +95,19 @@ where
 
     #[inline]
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let inner = &mut self.inner;
-        let (inner, pending) = self.shared.start(req, |req| inner.call(req));
+        // As the server's (see `IpcServerService::call`).
+        let pending = match self.shared.endpoint_fn() {
+            None => self.shared.begin(&req, None),
+            Some(f) => {
+                let (req, pending) = self.shared.start_with_fn(f, req);
+                return IpcClientFuture {
+                    inner: self.inner.call(req),
+                    pending: Some(pending),
+                };
+            }
+        };
         IpcClientFuture {
-            inner,
+            inner: self.inner.call(req),
             pending: Some(pending),
         }
     }
@@ -120,6 +139,7 @@ where
 {
     type Output = Result<http::Response<IpcBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
@@ -143,6 +163,7 @@ where
 {
     type Output = Result<http::Response<IpcBody<B>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
@@ -165,15 +186,17 @@ where
 #[inline]
 fn respond<B>(pending: Option<Pending>, response: http::Response<B>) -> http::Response<IpcBody<B>> {
     let mut body_pending = None;
-    if let Some(mut p) = pending {
-        let code = response.status().as_u16();
-        if p.proto == PROTO_GRPC && response.status().is_success() {
+    let code = response.status().as_u16();
+    if let Some(p) = pending {
+        if p.proto() == PROTO_GRPC && response.status().is_success() {
             match grpc_status(response.headers()) {
                 Some(grpc) => p.finish(IpcStatus::from_grpc_code(grpc), code),
+                // The status comes in the trailers: the call ends with the body.
                 None => {
-                    // The status comes in the trailers: the call ends with the body.
-                    p.http_status = code;
-                    body_pending = Some(p);
+                    body_pending = Some(BodyPending {
+                        pending: Some(p),
+                        http_status: code,
+                    })
                 }
             }
         } else {
@@ -195,7 +218,31 @@ pin_project! {
     pub struct IpcBody<B> {
         #[pin]
         inner: B,
-        pending: Option<Pending>,
+        pending: Option<BodyPending>,
+    }
+}
+
+/// A call that ends with its response body, and the response's status code.
+struct BodyPending {
+    /// Always `Some` until finished.
+    pending: Option<Pending>,
+    http_status: u16,
+}
+
+impl BodyPending {
+    fn finish(mut self, status: IpcStatus) {
+        if let Some(p) = self.pending.take() {
+            p.finish(status, self.http_status);
+        }
+    }
+}
+
+impl Drop for BodyPending {
+    fn drop(&mut self) {
+        // The body went away before its end: the client did.
+        if let Some(p) = self.pending.take() {
+            p.finish(IpcStatus::Cancelled, self.http_status);
+        }
     }
 }
 
@@ -237,16 +284,22 @@ impl<B: Body> Body for IpcBody<B> {
                     Some(code) => IpcStatus::from_grpc_code(code),
                     None => IpcStatus::UnexpectedError,
                 }),
-                Some(Err(_)) => Some(match this.pending.as_ref().map(Pending::side) {
-                    Some(Side::Client) => IpcStatus::ConnectionError,
-                    _ => IpcStatus::UnexpectedError,
-                }),
+                Some(Err(_)) => Some(
+                    match this
+                        .pending
+                        .as_ref()
+                        .and_then(|p| p.pending.as_ref())
+                        .map(Pending::side)
+                    {
+                        Some(Side::Client) => IpcStatus::ConnectionError,
+                        _ => IpcStatus::UnexpectedError,
+                    },
+                ),
                 None => Some(IpcStatus::UnexpectedError),
             };
             if let Some(status) = status {
                 if let Some(p) = this.pending.take() {
-                    let code = p.http_status;
-                    p.finish(status, code);
+                    p.finish(status);
                 }
             }
         }

@@ -1,8 +1,9 @@
 //! The state one layer shares among its services and calls: the bounded endpoint table, the
 //! in-flight counts and the cache of call timers.
 //!
-//! A call on a warm endpoint reads two atomics and compares a few short strings to find its
-//! endpoint, and finds its timer in a fixed open-addressed table keyed by a packed `u64` (one
+//! A call on a warm endpoint compares a few short strings to find its endpoint, takes a
+//! counted reference to it (the same `fetch_add` counts it in flight: no separate `Arc` clone),
+//! and at its end finds its timer in a fixed open-addressed table keyed by a packed `u64` (one
 //! multiply and, most often, one atomic load): no lock, no allocation, no registry lookup.
 //! Only a new endpoint or a new tag combination takes the layer's mutex and asks the
 //! registry.
@@ -17,6 +18,7 @@ use crate::meter::{DistributionSummary, PercentileTimer};
 use crate::registry::Registry;
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -34,9 +36,6 @@ const UNKNOWN_SLOT: u8 = 0;
 const OTHERS_SLOT: u8 = 1;
 const FIRST_NAMED: usize = 2;
 const SLOTS: usize = FIRST_NAMED + MAX_ENDPOINTS;
-
-/// No `ipc.attempt` tags (server calls).
-const NO_ATTEMPT: u8 = 0xff;
 
 /// A user's endpoint extractor.
 pub(crate) type EndpointFn = dyn Fn(&http::request::Parts) -> Option<&str> + Send + Sync;
@@ -78,10 +77,89 @@ pub(crate) const OWN_KEYS: [&str; 9] = [
     "ipc.attempt.final",
 ];
 
+/// One endpoint of a layer, with its in-flight count. Counted by hand rather than in an `Arc`,
+/// so that the count of calls in flight is also what keeps it alive: `refs` is 1 for the
+/// layer's table plus 1 per call in flight, and a call starting takes its reference and reads
+/// the in-flight count in the same `fetch_add` (an `Arc` clone next to an in-flight counter
+/// would be two atomic read-modify-writes per start and two per end, of the four that
+/// dominate the cost of a call).
+///
+/// Aligned to 512 bytes so that a call keeps its method, protocol and attempt in the low 9 bits
+/// of its pointer to the endpoint: its state is then 16 bytes, and the future wrapping a small
+/// inner future (a response of 112 bytes) stays within the 128 bytes that are moved inline
+/// rather than by a call to `memcpy`. (At most 27 endpoints per layer: 14 KB.)
+#[repr(align(512))]
 struct Endpoint {
+    refs: AtomicUsize,
+    /// Its index in the layer's table (part of the call key).
+    slot: u8,
     name: Box<str>,
-    inflight: AtomicU64,
     summary: DistributionSummary,
+    core: Arc<Core>,
+}
+
+/// One counted reference to an [`Endpoint`]: the layer's table holds one per endpoint, each
+/// call in flight one. The last one dropped frees the endpoint.
+struct EndpointRef(NonNull<Endpoint>);
+
+// SAFETY: an `EndpointRef` gives shared access to an `Endpoint` (all of whose fields are `Send`
+// and `Sync`) and releases its count atomically, as `Arc<Endpoint>` does.
+unsafe impl Send for EndpointRef {}
+// SAFETY: as for `Send`: `&EndpointRef` only reads the endpoint and changes its atomic count.
+unsafe impl Sync for EndpointRef {}
+
+impl EndpointRef {
+    fn new(endpoint: Endpoint) -> EndpointRef {
+        debug_assert_eq!(endpoint.refs.load(Ordering::Relaxed), 1);
+        EndpointRef(NonNull::from(Box::leak(Box::new(endpoint))))
+    }
+
+    #[inline]
+    fn get(&self) -> &Endpoint {
+        // SAFETY: the endpoint lives while any reference to it does: this one counts.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// A reference for a call starting now (owned by the caller, released with
+    /// [`release`]), and the number of calls of the endpoint in flight with it.
+    #[inline]
+    fn enter(&self) -> (NonNull<Endpoint>, u64) {
+        // As `Arc::clone`: taking a reference from one held needs no ordering. The table's
+        // reference is one of `before`, so `before` is the count in flight, this call included.
+        let before = self.get().refs.fetch_add(1, Ordering::Relaxed);
+        (self.0, before as u64)
+    }
+}
+
+/// Drops one reference to `endpoint`, freeing it with the last one.
+///
+/// # Safety
+///
+/// The caller owns a reference to `endpoint` (from [`EndpointRef::new`] or
+/// [`EndpointRef::enter`]) and uses neither it nor the endpoint afterwards.
+#[inline]
+unsafe fn release(endpoint: NonNull<Endpoint>) {
+    // As `Arc`'s drop: release this holder's uses of the endpoint, and have the last one see
+    // all of them before freeing it.
+    // SAFETY: the caller's reference keeps the endpoint alive until this decrement.
+    if unsafe { endpoint.as_ref() }
+        .refs
+        .fetch_sub(1, Ordering::Release)
+        == 1
+    {
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: this was the last reference (the count reached 0, and no reference is taken
+        // but from a live one), and the pointer came from `Box::leak`.
+        drop(unsafe { Box::from_raw(endpoint.as_ptr()) });
+    }
+}
+
+impl Drop for EndpointRef {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the table's reference, dropped once, here.
+        unsafe { release(self.0) }
+    }
 }
 
 /// Slots of the call table (a power of two). Tag combinations are few per layer (endpoint x
@@ -156,76 +234,77 @@ impl CallTable {
     }
 }
 
-pub(crate) struct Shared {
+/// What a call needs until it ends (its endpoint keeps it alive): the clock, the call table
+/// and what making a new call timer takes.
+pub(crate) struct Core {
     registry: Registry,
     clock: Arc<dyn Clock>,
     side: Side,
-    pub(crate) config: Config,
-    /// `[unknown, --others--, named...]`; named slots are filled in order under `lock`.
-    slots: [OnceLock<Endpoint>; SLOTS],
-    named: AtomicUsize,
+    config: Config,
     calls: CallTable,
+    /// Taken to add an endpoint or a call timer.
     lock: Mutex<()>,
+}
+
+/// The state one layer shares among its services: its endpoints.
+pub(crate) struct Shared {
+    core: Arc<Core>,
+    /// `[unknown, --others--, named...]`; named slots are filled in order under `core.lock`.
+    slots: [OnceLock<EndpointRef>; SLOTS],
+    named: AtomicUsize,
 }
 
 impl Shared {
     pub(crate) fn new(registry: Registry, side: Side, config: Config) -> Shared {
         Shared {
-            clock: Arc::clone(registry.clock()),
-            registry,
-            side,
-            config,
+            core: Arc::new(Core {
+                clock: Arc::clone(registry.clock()),
+                registry,
+                side,
+                config,
+                calls: CallTable::new(),
+                lock: Mutex::new(()),
+            }),
             slots: std::array::from_fn(|_| OnceLock::new()),
             named: AtomicUsize::new(0),
-            calls: CallTable::new(),
-            lock: Mutex::new(()),
         }
     }
 
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.core.registry
     }
 
-    fn call_name(&self) -> &'static str {
-        match self.side {
-            Side::Server => "ipc.server.call",
-            Side::Client => "ipc.client.call",
-        }
+    pub(crate) fn config(&self) -> &Config {
+        &self.core.config
     }
 
-    fn inflight_name(&self) -> &'static str {
-        match self.side {
-            Side::Server => "ipc.server.inflight",
-            Side::Client => "ipc.client.inflight",
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn new_endpoint(&self, name: &str) -> Endpoint {
-        let summary = self.registry.distribution_summary(
-            self.inflight_name(),
-            &[("owner", &self.config.owner), ("ipc.endpoint", name)],
+    fn new_endpoint(&self, slot: usize, name: &str) -> EndpointRef {
+        let core = &self.core;
+        let summary = core.registry.distribution_summary(
+            core.inflight_name(),
+            &[("owner", &core.config.owner), ("ipc.endpoint", name)],
         );
-        Endpoint {
+        EndpointRef::new(Endpoint {
+            refs: AtomicUsize::new(1),
+            slot: slot as u8,
             name: name.into(),
-            inflight: AtomicU64::new(0),
             summary,
-        }
+            core: Arc::clone(core),
+        })
     }
 
-    fn fixed_slot(&self, slot: u8) -> &Endpoint {
+    fn fixed_slot(&self, slot: u8) -> &EndpointRef {
         let name = if slot == UNKNOWN_SLOT {
             UNKNOWN
         } else {
             OTHERS
         };
-        self.slots[usize::from(slot)].get_or_init(|| self.new_endpoint(name))
+        let slot = usize::from(slot);
+        self.slots[slot].get_or_init(|| self.new_endpoint(slot, name))
     }
 
-    fn slot(&self, slot: u8) -> &Endpoint {
+    #[inline]
+    fn slot(&self, slot: u8) -> &EndpointRef {
         match self.slots[usize::from(slot)].get() {
             Some(e) => e,
             None => self.fixed_slot(slot),
@@ -245,7 +324,7 @@ impl Shared {
         if n >= MAX_ENDPOINTS {
             return OTHERS_SLOT;
         }
-        let _guard = self.lock();
+        let _guard = self.core.lock();
         let n = self.named.load(Ordering::Acquire);
         if let Some(i) = self.find(name, n) {
             return i;
@@ -253,7 +332,8 @@ impl Shared {
         if n >= MAX_ENDPOINTS {
             return OTHERS_SLOT;
         }
-        let _ = self.slots[FIRST_NAMED + n].set(self.new_endpoint(name));
+        let slot = FIRST_NAMED + n;
+        let _ = self.slots[slot].set(self.new_endpoint(slot, name));
         self.named.store(n + 1, Ordering::Release);
         if n + 1 == MAX_ENDPOINTS {
             tracing::debug!(
@@ -261,36 +341,26 @@ impl Shared {
                 "{MAX_ENDPOINTS} distinct ipc.endpoint values: later ones are reported as {OTHERS}"
             );
         }
-        (FIRST_NAMED + n) as u8
+        slot as u8
     }
 
     fn find(&self, name: &str, n: usize) -> Option<u8> {
         self.slots[FIRST_NAMED..FIRST_NAMED + n]
             .iter()
-            .position(|s| s.get().is_some_and(|e| *e.name == *name))
+            .position(|s| s.get().is_some_and(|e| *e.get().name == *name))
             .map(|i| (FIRST_NAMED + i) as u8)
     }
 
-    /// Starts timing a call and hands the request on to `call` (the inner service): the
-    /// user's endpoint extractor, when configured, sees the request first.
+    /// The user's endpoint extractor, if configured.
     #[inline]
-    pub(crate) fn start<B, F>(
-        self: &Arc<Self>,
-        req: http::Request<B>,
-        call: impl FnOnce(http::Request<B>) -> F,
-    ) -> (F, Pending) {
-        if let Some(f) = &self.config.endpoint_fn {
-            let (req, pending) = self.start_with_fn(&**f, req);
-            return (call(req), pending);
-        }
-        let pending = self.begin(&req, None);
-        (call(req), pending)
+    pub(crate) fn endpoint_fn(&self) -> Option<&EndpointFn> {
+        self.core.config.endpoint_fn.as_deref()
     }
 
     /// Starts timing a call whose endpoint the user's extractor names (see [`Shared::begin`]).
     #[cold]
-    fn start_with_fn<B>(
-        self: &Arc<Self>,
+    pub(crate) fn start_with_fn<B>(
+        &self,
         f: &EndpointFn,
         req: http::Request<B>,
     ) -> (http::Request<B>, Pending) {
@@ -304,14 +374,14 @@ impl Shared {
     /// Starts timing a call: resolves its endpoint (unless given), counts it in flight, reads
     /// the clock.
     #[inline]
-    pub(crate) fn begin<B>(self: &Arc<Self>, req: &http::Request<B>, slot: Option<u8>) -> Pending {
+    pub(crate) fn begin<B>(&self, req: &http::Request<B>, slot: Option<u8>) -> Pending {
         let proto = protocol_of(req);
         let slot = match slot {
             Some(s) => s,
             None => self.default_slot(req.extensions(), req.uri(), proto),
         };
-        let (attempt, is_final) = match self.side {
-            Side::Server => (NO_ATTEMPT, true),
+        let (attempt, is_final) = match self.core.side {
+            Side::Server => (0, true),
             Side::Client => {
                 let a = req
                     .extensions()
@@ -321,22 +391,22 @@ impl Shared {
                 (a.index(), a.is_final())
             }
         };
-        let endpoint = self.slot(slot);
-        let now = endpoint.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        endpoint.summary.record(now as f64);
+        let (endpoint, in_flight) = self.slot(slot).enter();
+        // SAFETY: the call's reference, just taken, keeps the endpoint alive.
+        unsafe { endpoint.as_ref() }
+            .summary
+            .record(in_flight as f64);
+        let shape = usize::from(method_index(req.method()))
+            | usize::from(proto) << 4
+            | usize::from(attempt) << 6
+            | usize::from(is_final) << 8;
         Pending {
-            shared: Arc::clone(self),
-            start: self.clock.monotonic_time(),
-            endpoint: slot,
-            method: method_index(req.method()),
-            proto,
-            attempt,
-            is_final,
-            http_status: 0,
-            armed: true,
+            tagged: endpoint.cast::<u8>().map_addr(|a| a | shape),
+            start: self.core.clock.monotonic_time(),
         }
     }
 
+    #[inline]
     fn default_slot(&self, ext: &http::Extensions, uri: &http::Uri, proto: u8) -> u8 {
         if let Some(e) = ext.get::<IpcEndpoint>() {
             return self.endpoint_slot(Some(e.as_str()));
@@ -350,18 +420,45 @@ impl Shared {
         }
         UNKNOWN_SLOT
     }
+}
+
+impl Core {
+    fn call_name(&self) -> &'static str {
+        match self.side {
+            Side::Server => "ipc.server.call",
+            Side::Client => "ipc.client.call",
+        }
+    }
+
+    fn inflight_name(&self) -> &'static str {
+        match self.side {
+            Side::Server => "ipc.server.inflight",
+            Side::Client => "ipc.client.inflight",
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     #[inline]
-    fn record_call(&self, key: u64, p: &Pending, status: IpcStatus, elapsed: Duration) {
+    fn record_call(&self, key: u64, p: &Pending, status: IpcStatus, http: u16, elapsed: Duration) {
         let key = key | KEY_PRESENT;
         match self.calls.get(key) {
             Some(t) => t.record(elapsed),
-            None => self.record_call_slow(key, p, status, elapsed),
+            None => self.record_call_slow(key, p, status, http, elapsed),
         }
     }
 
     #[cold]
-    fn record_call_slow(&self, key: u64, p: &Pending, status: IpcStatus, elapsed: Duration) {
+    fn record_call_slow(
+        &self,
+        key: u64,
+        p: &Pending,
+        status: IpcStatus,
+        http: u16,
+        elapsed: Duration,
+    ) {
         let timer = {
             let _guard = self.lock();
             if let Some(t) = self.calls.get(key) {
@@ -369,7 +466,7 @@ impl Shared {
             } else if let Some(t) = self.calls.overflowed(key) {
                 t
             } else {
-                let timer = self.new_timer(p, status);
+                let timer = self.new_timer(p, status, http);
                 self.calls.insert(key, timer.clone());
                 timer
             }
@@ -377,8 +474,9 @@ impl Shared {
         timer.record(elapsed);
     }
 
-    fn new_timer(&self, p: &Pending, status: IpcStatus) -> PercentileTimer {
-        let code = p.http_status.to_string();
+    fn new_timer(&self, p: &Pending, status: IpcStatus, http: u16) -> PercentileTimer {
+        let code = http.to_string();
+        let shape = p.shape();
         let mut tags: Vec<(&str, &str)> = self
             .config
             .tags
@@ -389,18 +487,18 @@ impl Shared {
             ("owner", self.config.owner.as_str()),
             ("ipc.result", status.result()),
             ("ipc.status", status.as_str()),
-            ("ipc.endpoint", &self.slot(p.endpoint).name),
-            ("http.method", METHODS[usize::from(p.method)]),
-            ("ipc.protocol", PROTOCOLS[usize::from(p.proto)]),
+            ("ipc.endpoint", &p.endpoint().name),
+            ("http.method", METHODS[shape & 0xf]),
+            ("ipc.protocol", PROTOCOLS[shape >> 4 & 3]),
         ]);
-        if p.http_status != 0 {
+        if http != 0 {
             tags.push(("http.status", &code));
         }
-        if p.attempt != NO_ATTEMPT {
-            tags.push(("ipc.attempt", ATTEMPTS[usize::from(p.attempt)]));
+        if self.side == Side::Client {
+            tags.push(("ipc.attempt", ATTEMPTS[shape >> 6 & 3]));
             tags.push((
                 "ipc.attempt.final",
-                if p.is_final { "true" } else { "false" },
+                if shape >> 8 & 1 == 1 { "true" } else { "false" },
             ));
         }
         self.registry.percentile_timer(self.call_name(), &tags)
@@ -408,55 +506,165 @@ impl Shared {
 }
 
 /// A call in progress. Finishing it records the call; dropping it unfinished records the
-/// call as `cancelled`. Either way it leaves the in-flight count.
+/// call as `cancelled`. Either way it leaves the in-flight count (releasing its reference to
+/// the endpoint).
 pub(crate) struct Pending {
-    shared: Arc<Shared>,
+    /// The call's reference to its endpoint, with the call's shape in the low bits (free as
+    /// the endpoint is aligned to 512): method (4 bits), protocol (2), attempt (2), final (1).
+    tagged: NonNull<u8>,
     start: u64,
-    endpoint: u8,
-    method: u8,
-    pub(crate) proto: u8,
-    attempt: u8,
-    is_final: bool,
-    /// The response's status code, once known (0 before).
-    pub(crate) http_status: u16,
-    armed: bool,
 }
 
+/// The low bits of [`Pending::tagged`] that hold the call's shape.
+const SHAPE_BITS: usize = 0x1ff;
+const _: () = assert!(std::mem::align_of::<Endpoint>() > SHAPE_BITS);
+
+// SAFETY: a `Pending` owns one counted reference to an `Endpoint` (as `EndpointRef`, which is
+// `Send` and `Sync`) and a plain integer.
+unsafe impl Send for Pending {}
+// SAFETY: as for `Send`: `&Pending` only reads the endpoint.
+unsafe impl Sync for Pending {}
+
 impl Pending {
+    #[inline]
+    fn endpoint_ptr(&self) -> NonNull<Endpoint> {
+        self.tagged
+            .map_addr(|a| {
+                // The endpoint's address is not 0: neither is this.
+                std::num::NonZeroUsize::new(a.get() & !SHAPE_BITS).unwrap_or(a)
+            })
+            .cast::<Endpoint>()
+    }
+
+    #[inline]
+    fn endpoint(&self) -> &Endpoint {
+        // SAFETY: the call's reference keeps the endpoint alive while `self` lives.
+        unsafe { self.endpoint_ptr().as_ref() }
+    }
+
+    #[inline]
+    fn shape(&self) -> usize {
+        self.tagged.addr().get() & SHAPE_BITS
+    }
+
+    /// The request's protocol (`PROTO_*`).
+    #[inline]
+    pub(crate) fn proto(&self) -> u8 {
+        (self.shape() >> 4 & 3) as u8
+    }
+
     /// Records the call with `status` and the response status `http_status` (0: none).
-    pub(crate) fn finish(mut self, status: IpcStatus, http_status: u16) {
-        self.http_status = http_status;
-        self.record(status);
+    #[inline]
+    pub(crate) fn finish(self, status: IpcStatus, http_status: u16) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.record(status, http_status);
+        // SAFETY: the call's reference, released once: `this` is not dropped.
+        unsafe { release(this.endpoint_ptr()) }
     }
 
     pub(crate) fn side(&self) -> Side {
-        self.shared.side
+        self.endpoint().core.side
     }
 
-    fn record(&mut self, status: IpcStatus) {
-        if !self.armed {
-            return;
-        }
-        self.armed = false;
-        let shared = &*self.shared;
-        let elapsed = shared.clock.monotonic_time().saturating_sub(self.start);
-        let key = u64::from(self.endpoint)
-            | u64::from(self.method) << 8
+    #[inline]
+    fn record(&self, status: IpcStatus, http_status: u16) {
+        let endpoint = self.endpoint();
+        let core = &*endpoint.core;
+        let elapsed = core.clock.monotonic_time().saturating_sub(self.start);
+        let shape = self.shape() as u64;
+        let key = u64::from(endpoint.slot)
+            | (shape & 0xf) << 8
             | u64::from(status_index(status)) << 16
-            | u64::from(self.proto) << 24
-            | u64::from(self.attempt) << 32
-            | u64::from(self.is_final) << 40
-            | u64::from(self.http_status) << 48;
-        shared.record_call(key, self, status, Duration::from_nanos(elapsed));
-        shared
-            .slot(self.endpoint)
-            .inflight
-            .fetch_sub(1, Ordering::Relaxed);
+            | (shape >> 4 & 3) << 24
+            | (shape >> 6 & 3) << 32
+            | (shape >> 8 & 1) << 40
+            | u64::from(http_status) << 48;
+        core.record_call(
+            key,
+            self,
+            status,
+            http_status,
+            Duration::from_nanos(elapsed),
+        );
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.record(IpcStatus::Cancelled);
+        self.record(IpcStatus::Cancelled, 0);
+        // SAFETY: the call's reference, released once (`finish` does not drop `self`).
+        unsafe { release(self.endpoint_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(registry: &Registry) -> Shared {
+        Shared::new(registry.clone(), Side::Server, Config::default())
+    }
+
+    fn inflight(registry: &Registry) -> DistributionSummary {
+        registry.distribution_summary(
+            "ipc.server.inflight",
+            &[("owner", "spectator-rs"), ("ipc.endpoint", UNKNOWN)],
+        )
+    }
+
+    #[test]
+    fn each_start_records_the_calls_then_in_flight() {
+        let registry = Registry::default();
+        let shared = shared(&registry);
+        let req = http::Request::new(());
+        let a = shared.begin(&req, None);
+        let b = shared.begin(&req, None);
+        let c = shared.begin(&req, None);
+        let summary = inflight(&registry);
+        assert_eq!((summary.count(), summary.total_amount()), (3, 6.0)); // 1 + 2 + 3
+        a.finish(IpcStatus::Success, 200);
+        drop(b); // cancelled: leaves the count too
+        let d = shared.begin(&req, None);
+        assert_eq!((summary.count(), summary.total_amount()), (4, 8.0)); // c and d
+        drop((c, d));
+        let e = shared.begin(&req, None);
+        assert_eq!((summary.count(), summary.total_amount()), (5, 9.0)); // e alone
+        e.finish(IpcStatus::Success, 200);
+    }
+
+    #[test]
+    fn a_call_is_16_bytes() {
+        // What keeps the future of a small inner service within the moves done inline.
+        assert_eq!(std::mem::size_of::<Option<Pending>>(), 16);
+    }
+
+    #[test]
+    fn a_call_outliving_its_layer_is_recorded_then_frees_the_endpoint() {
+        let registry = Registry::default();
+        let shared = shared(&registry);
+        let core = Arc::downgrade(&shared.core);
+        let req = http::Request::new(());
+        let pending = shared.begin(&req, None);
+        drop(shared);
+        // The endpoint (which holds the core) lives on for the call in flight.
+        assert!(core.upgrade().is_some());
+        pending.finish(IpcStatus::Success, 200);
+        assert!(
+            core.upgrade().is_none(),
+            "the last reference freed the endpoint"
+        );
+        let calls = registry.percentile_timer(
+            "ipc.server.call",
+            &[
+                ("owner", "spectator-rs"),
+                ("ipc.result", "success"),
+                ("ipc.status", "success"),
+                ("ipc.endpoint", UNKNOWN),
+                ("http.method", "GET"),
+                ("http.status", "200"),
+                ("ipc.protocol", "http_1"),
+            ],
+        );
+        assert_eq!(calls.count(), 1);
     }
 }

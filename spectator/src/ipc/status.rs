@@ -247,6 +247,7 @@ pub(crate) fn status_index(s: IpcStatus) -> u8 {
 
 /// The protocol of a request: `grpc` when its content type is `application/grpc*`, else the
 /// HTTP version.
+#[inline]
 pub(crate) fn protocol_of<B>(req: &http::Request<B>) -> u8 {
     if is_grpc(req.headers()) {
         return PROTO_GRPC;
@@ -258,6 +259,7 @@ pub(crate) fn protocol_of<B>(req: &http::Request<B>) -> u8 {
     }
 }
 
+#[inline]
 pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
