@@ -53,8 +53,10 @@ pub(crate) struct Entry {
     core_type: TypeId,
     /// Its kind's name, for warnings.
     kind: &'static str,
-    /// The ids it reports under, made once.
-    ids: Box<[Id]>,
+    /// The ids it reports under, made by the first poll that measures it (`make_ids` of
+    /// `id`): off the registering thread, which is often serving a request.
+    ids: std::sync::OnceLock<Box<[Id]>>,
+    make_ids: fn(&Id) -> Box<[Id]>,
     /// Wall time (ms) of the last poll that found it active.
     last_active: AtomicU64,
     /// Set while a poll decides whether to remove it.
@@ -110,6 +112,13 @@ impl Drop for RegistryInner {
         // Frees the table now if this thread held the last reference (other threads let go
         // of theirs at their next lookup in another registry, or when they exit).
         local::forget(self.uid);
+    }
+}
+
+impl Entry {
+    /// The ids it reports under.
+    fn ids(&self) -> &[Id] {
+        self.ids.get_or_init(|| (self.make_ids)(&self.id))
     }
 }
 
@@ -402,7 +411,7 @@ impl Registry {
     #[cold]
     fn mismatch<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
         warn_limited!(target: "spectator::registry",
-            id = %entry.ids[0], registered = entry.kind, requested = M::KIND,
+            id = %entry.id, registered = entry.kind, requested = M::KIND,
             "id already registered as another meter type; returning a meter that reports nothing");
         Some(M::detached(&self.inner.clock))
     }
@@ -434,7 +443,8 @@ impl Registry {
         check_id(&id);
         let (handle, core) = M::create_from(make(&self.inner.clock));
         let entry = Arc::new(Entry {
-            ids: M::stat_ids(&id),
+            ids: std::sync::OnceLock::new(),
+            make_ids: M::stat_ids,
             id,
             core,
             core_type: TypeId::of::<M::Core>(),
@@ -527,9 +537,9 @@ impl Registry {
         let mut hints = Vec::new();
         let mut idle = Vec::new();
         for entry in snapshot.entries() {
-            let updated = entry.core.measure(&entry.ids, &poll, &mut out);
+            let updated = entry.core.measure(entry.ids(), &poll, &mut out);
             if let Some(hint) = entry.core.line_hint(&poll) {
-                hints.push((entry.ids[0].clone(), hint));
+                hints.push((entry.ids()[0].clone(), hint));
             }
             // Only polls (serialised above) move it: a plain load and store, no locked RMW.
             if updated > entry.last_active.load(Ordering::Relaxed) {
@@ -649,7 +659,7 @@ impl Registry {
         }
         let removed = try_retire_all(&candidates, |e| &e.retired, |e| is_expired(e, now, ttl));
         for entry in &removed {
-            entry.core.measure(&entry.ids, poll, out);
+            entry.core.measure(entry.ids(), poll, out);
         }
         if removed.is_empty() {
             return;
