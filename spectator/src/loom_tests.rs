@@ -1,6 +1,10 @@
-//! Exhaustive model checks (loom) of the two lock-free protocols, over every interleaving and
-//! the weak-memory behaviours loom simulates:
+//! Exhaustive model checks (loom) of the lock-free protocols, over every interleaving and the
+//! weak-memory behaviours loom simulates:
 //!
+//! - a counter's striped sum (`meter::adder::Adder`, the real type: its atomics and its
+//!   per-thread home index come from loom in these builds): adds racing each other and a poll
+//!   while the sum switches from one atomic to cells, two threads allocating the cells at
+//!   once, and two threads colliding on one cell; no add may be lost or taken twice;
 //! - the cell claim that keeps a timer's or summary's record whole between polls
 //!   (`meter::stats`: a record claims a cell with a compare-and-swap, writes its fields with
 //!   plain loads and stores and releases the cell with a store; a poll claims each cell to
@@ -27,6 +31,7 @@
 //! build alone takes minutes on two cores); there, the stress tests of `tests/concurrency.rs`
 //! and `meter::stats`' own tests cover the same paths by brute force.
 
+use crate::meter::adder::{set_home, Adder};
 use crate::sync::retire::{handle_is_live, try_retire_all};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -115,6 +120,65 @@ fn loom_cell_claims_keep_records_whole_and_exact() {
         total += poll(&cells);
         assert_eq!(total, 2, "every record in exactly one poll");
     });
+}
+
+/// Three threads, each a few atomic operations (a poll swaps the base and four cells), have
+/// too many interleavings to try them all in minutes: explore those with at most
+/// `SPECTATOR_LOOM_PREEMPTIONS` (default 3) preemptions, which is where races like a lost
+/// update between a load and a store show up.
+fn bounded() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(
+        std::env::var("SPECTATOR_LOOM_PREEMPTIONS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
+    b
+}
+
+/// Two writers add 1 and 2 to one adder while a poll takes it (in threads of their own, so
+/// that loom's search sees the poll's accesses conflict with the writers'); whatever the
+/// interleaving, the poll and a last take after all three finish see 3 in all. `home` sets
+/// each writer's home cell first (`None`: the round-robin one), `add` is the add under test.
+fn adds_racing_a_poll(home: Option<usize>, add: fn(&Adder, f64)) {
+    let adder = Arc::new(Adder::new());
+    let writers: Vec<_> = [1.0, 2.0]
+        .into_iter()
+        .map(|v| {
+            let adder = adder.clone();
+            thread::spawn(move || {
+                if let Some(i) = home {
+                    set_home(i);
+                }
+                add(&adder, v)
+            })
+        })
+        .collect();
+    let poll = {
+        let adder = adder.clone();
+        thread::spawn(move || adder.take())
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    let total = poll.join().unwrap() + adder.take();
+    assert_eq!(total, 3.0, "an add was lost or taken twice");
+}
+
+/// The adds as a counter makes them: when the writers' compare-and-swaps on the base collide,
+/// one of them switches the adder to cells, racing the poll's reset.
+#[test]
+fn loom_adder_adds_racing_a_poll_are_taken_exactly_once() {
+    bounded().check(|| adds_racing_a_poll(None, Adder::add));
+}
+
+/// Two writers that collided on the base: both allocate the cells at once (the loser frees its
+/// own and uses the winner's), and both start from the same home cell, so one of them may find
+/// it taken and move to the next.
+#[test]
+fn loom_adder_cells_allocated_by_two_threads_at_once_lose_nothing() {
+    bounded().check(|| adds_racing_a_poll(Some(0), Adder::add_striped));
 }
 
 /// One registered meter, as the handshake sees it.

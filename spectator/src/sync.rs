@@ -1,13 +1,13 @@
-//! The atomics of the registry's retire/find handshake, taken from `loom` in model checks and
-//! from `std` otherwise.
+//! The atomics of the registry's retire/find handshake and of the counters' striped sum
+//! (`meter::adder`), taken from `loom` in model checks and from `std` otherwise.
 //!
 //! Model checks: `RUSTFLAGS="--cfg spectator_loom" cargo test -p spectator --release --lib loom`
 //! (see `loom_tests.rs`).
 
 #[cfg(all(spectator_loom, test))]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 #[cfg(not(all(spectator_loom, test)))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// Locks `m`, ignoring poisoning: every mutex of this crate guards data that a panic cannot
 /// leave half-updated (`()`, whole-value replacements, queues changed by single calls).

@@ -1,10 +1,11 @@
-//! Atomic building blocks shared by the meters: f64 accumulators and an ordered-bits max.
+//! Atomic building blocks shared by the meters: an `f64` cell and an ordered-bits max.
 //! (Multi-field meters keep their intervals consistent with the striped cells of
-//! [`super::stats`].)
+//! [`super::stats`]; counters sum into the striped [`super::adder::Adder`].)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// An `f64` that can be added to from many threads (compare-and-swap on its bits).
+/// An `f64` that can be set, read and (for the `metrics` facade's gauges) added to from many
+/// threads (compare-and-swap on its bits).
 #[derive(Debug, Default)]
 pub(crate) struct AtomicF64(AtomicU64);
 
@@ -13,6 +14,9 @@ impl AtomicF64 {
         AtomicF64(AtomicU64::new(0)) // 0u64 is +0.0
     }
 
+    /// Adds `v` (the facade gauge's `increment`/`decrement`; counters use the striped
+    /// `Adder` instead).
+    #[cfg(feature = "metrics-rs")]
     #[inline]
     pub(crate) fn add(&self, v: f64) {
         let mut cur = self.0.load(Ordering::Relaxed);
@@ -36,10 +40,6 @@ impl AtomicF64 {
     #[inline]
     pub(crate) fn store(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed)
-    }
-
-    pub(crate) fn take(&self) -> f64 {
-        f64::from_bits(self.0.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -132,13 +132,14 @@ mod tests {
         assert!(m.take().is_nan());
     }
 
+    #[cfg(feature = "metrics-rs")]
     #[test]
-    fn f64_add_and_take() {
+    fn f64_add() {
         let a = AtomicF64::zero();
         a.add(1.5);
-        a.add(2.0);
-        assert_eq!(a.load(), 3.5);
-        assert_eq!(a.take(), 3.5);
-        assert_eq!(a.load(), 0.0);
+        a.add(-2.0);
+        assert_eq!(a.load(), -0.5);
+        a.store(3.0);
+        assert_eq!(a.load(), 3.0);
     }
 }

@@ -13,6 +13,7 @@
 //! ([`Meter::expires`], [`Meter::line_hint`]). A kind with creation settings (a range) or no
 //! handle (polled meters) gets its own registry method instead of a list line.
 
+pub(crate) mod adder;
 mod age_gauge;
 pub(crate) mod atomic;
 mod counter;

@@ -23,13 +23,14 @@
 //! most 10 ms for a claimed cell, then leaves it (and its whole records) to the next poll: a
 //! writer descheduled mid-record, or one that vanished in a fork, never stalls publishing.
 
+use super::adder::STRIPES;
+use super::adder::{home, set_home};
 use super::atomic::{from_ordered, to_ordered};
 use super::percentile_buckets::LENGTH;
 use super::push_op;
 use crate::id::Id;
 use crate::measurement::{Measurement, Op};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// The unit conversion from what is recorded to what is reported.
@@ -58,9 +59,6 @@ pub(crate) fn stat_ids(id: &Id, total: &str) -> Vec<Id> {
         .map(|s| id.with_stat(s))
         .collect()
 }
-
-/// Most cells per meter.
-pub(crate) const STRIPES: usize = 4;
 
 /// Per-cell data besides the four statistics: nothing, or percentile buckets.
 pub(crate) trait Extra: Send + Sync + 'static {
@@ -287,32 +285,6 @@ impl<X: Extra> Default for Stats<X> {
             stripes: std::array::from_fn(|_| OnceLock::new()),
         }
     }
-}
-
-thread_local! {
-    /// The calling thread's home cell index (`usize::MAX` until its first record).
-    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// The calling thread's home cell index.
-#[inline]
-fn home() -> usize {
-    HOME.try_with(|h| {
-        let i = h.get();
-        if i < STRIPES {
-            return i;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        h.set(i);
-        i
-    })
-    .unwrap_or(0)
-}
-
-/// Makes cell `i` the calling thread's home.
-fn set_home(i: usize) {
-    let _ = HOME.try_with(|h| h.set(i));
 }
 
 impl<X: Extra> Stats<X> {
