@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::config::{Config, Location};
-use crate::id::Id;
+use crate::id::{Id, PassThroughBuilder};
 use crate::measurement::{Measurement, Op};
 use crate::meter::LineHint;
 use crate::rules::{is_infra_key, sanitize};
@@ -105,7 +105,54 @@ pub(crate) struct LineOutput {
 struct PrefixCache {
     step: u64,
     pruned_at: u64,
-    lines: HashMap<Id, (Box<str>, u64), rustc_hash::FxBuildHasher>,
+    /// Keyed by the id's own precomputed hash, passed through.
+    lines: HashMap<Id, (Box<str>, u64), PassThroughBuilder>,
+}
+
+/// One step's lines in one buffer, each followed by `\n`: consecutive lines are then already
+/// a datagram's bytes, so packing sends slices of it instead of copying every line again,
+/// and the step makes no allocation per line.
+#[derive(Default)]
+struct Lines {
+    buf: String,
+    /// Where each line ends in `buf` (its `\n` excluded).
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn with_capacity(lines: usize) -> Lines {
+        Lines {
+            buf: String::with_capacity(lines * 64),
+            ends: Vec::with_capacity(lines),
+        }
+    }
+
+    /// Ends the line written since the previous one.
+    fn end_line(&mut self) {
+        self.ends.push(self.buf.len());
+        self.buf.push('\n');
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Line `i`, without its `\n`.
+    fn line(&self, i: usize) -> &str {
+        &self.buf[self.start(i)..self.ends[i]]
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + 1
+        }
+    }
 }
 
 impl LineOutput {
@@ -166,14 +213,14 @@ impl LineOutput {
         hints: &[(Id, LineHint)],
     ) -> PublishReport {
         let mut report = PublishReport::default();
-        let mut lines: Vec<String> = Vec::with_capacity(ms.len());
+        let mut lines = Lines::with_capacity(ms.len() + hints.len());
         let hinted: HashMap<&Id, LineHint> = hints.iter().map(|(id, h)| (id, *h)).collect();
         for (id, hint) in hints {
             if let LineHint::Age { since_ms } = hint {
-                let mut line = self.prefix("A", id);
+                lines.buf.push_str(&self.prefix("A", id));
                 // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
-                write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
-                lines.push(line);
+                write_value(&mut lines.buf, (*since_ms).max(1) as f64 / 1000.0);
+                lines.end_line();
             }
         }
         {
@@ -181,26 +228,35 @@ impl LineOutput {
             cache.step += 1;
             let step = cache.step;
             for m in &ms {
-                match hinted.get(&m.id) {
-                    None => {}
-                    Some(LineHint::Age { .. }) => continue, // sent above
-                    Some(LineHint::GaugeTtl { seconds }) => {
-                        // Not cached: the TTL left changes at every step.
-                        let mut line = self.prefix(&format!("{},{seconds}", line_type(m)), &m.id);
-                        write_value(&mut line, m.value);
-                        lines.push(line);
-                        continue;
+                if !hinted.is_empty() {
+                    match hinted.get(&m.id) {
+                        None => {}
+                        Some(LineHint::Age { .. }) => continue, // sent above
+                        Some(LineHint::GaugeTtl { seconds }) => {
+                            // Not cached: the TTL left changes at every step.
+                            let kind = format!("{},{seconds}", line_type(m));
+                            lines.buf.push_str(&self.prefix(&kind, &m.id));
+                            write_value(&mut lines.buf, m.value);
+                            lines.end_line();
+                            continue;
+                        }
                     }
                 }
-                let (prefix, used) = cache.lines.entry(m.id.clone()).or_insert_with(|| {
-                    let kind = line_type(m).to_string();
-                    (self.prefix(&kind, &m.id).into_boxed_str(), step)
-                });
-                *used = step;
-                let mut line = String::with_capacity(prefix.len() + 24);
-                line.push_str(prefix);
-                write_value(&mut line, m.value);
-                lines.push(line);
+                // Looked up by reference first: the id is cloned only when it is new.
+                match cache.lines.get_mut(&m.id) {
+                    Some((prefix, used)) => {
+                        *used = step;
+                        lines.buf.push_str(prefix);
+                    }
+                    None => {
+                        let kind = line_type(m).to_string();
+                        let prefix = self.prefix(&kind, &m.id).into_boxed_str();
+                        lines.buf.push_str(&prefix);
+                        cache.lines.insert(m.id.clone(), (prefix, step));
+                    }
+                }
+                write_value(&mut lines.buf, m.value);
+                lines.end_line();
             }
             if step - cache.pruned_at >= PREFIX_STEPS {
                 cache.pruned_at = step;
@@ -212,7 +268,7 @@ impl LineOutput {
         match &self.sink {
             Sink::Memory(held) => {
                 report.sent = lines.len();
-                lock(held).extend(lines);
+                lock(held).extend((0..lines.len()).map(|i| lines.line(i).to_owned()));
             }
             Sink::Udp(_) => self.send_datagrams(&lines, &mut report),
             #[cfg(unix)]
@@ -222,29 +278,29 @@ impl LineOutput {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .and_then(|mut f| f.write_all(joined(&lines).as_bytes()));
-                self.count_write(written, &lines, &mut report);
+                    .and_then(|mut f| f.write_all(lines.buf.as_bytes()));
+                self.count_write(written, lines.len(), &mut report);
             }
             Sink::Stdout => {
-                let written = io::stdout().lock().write_all(joined(&lines).as_bytes());
-                self.count_write(written, &lines, &mut report);
+                let written = io::stdout().lock().write_all(lines.buf.as_bytes());
+                self.count_write(written, lines.len(), &mut report);
             }
             Sink::Stderr => {
-                let written = io::stderr().lock().write_all(joined(&lines).as_bytes());
-                self.count_write(written, &lines, &mut report);
+                let written = io::stderr().lock().write_all(lines.buf.as_bytes());
+                self.count_write(written, lines.len(), &mut report);
             }
         }
         report
     }
 
-    fn count_write(&self, written: io::Result<()>, lines: &[String], report: &mut PublishReport) {
+    fn count_write(&self, written: io::Result<()>, lines: usize, report: &mut PublishReport) {
         match written {
             Ok(()) => {
-                report.sent += lines.len();
-                report.batches += usize::from(!lines.is_empty());
+                report.sent += lines;
+                report.batches += usize::from(lines > 0);
             }
             Err(e) => {
-                report.dropped_output += lines.len();
+                report.dropped_output += lines;
                 tracing::warn!(target: "spectator::registry", sink = ?self.sink, "cannot write lines: {e}");
             }
         }
@@ -252,7 +308,7 @@ impl LineOutput {
 
     /// Packs whole lines into datagrams of at most [`MAX_DATAGRAM`] bytes and sends them; on
     /// the first failure the rest of the step is dropped and the socket reopened next step.
-    fn send_datagrams(&self, lines: &[String], report: &mut PublishReport) {
+    fn send_datagrams(&self, lines: &Lines, report: &mut PublishReport) {
         if lines.is_empty() {
             return;
         }
@@ -273,46 +329,45 @@ impl LineOutput {
         let Some((_, socket)) = slot.as_ref() else {
             return;
         };
-        let mut datagram = String::with_capacity(MAX_DATAGRAM);
-        let mut in_datagram = 0usize;
+        // A datagram is `lines.buf[from..to]`: `in_datagram` whole lines joined by their `\n`s.
         let mut failed: Option<io::Error> = None;
-        let mut flush = |datagram: &mut String, n: &mut usize, report: &mut PublishReport| {
-            if *n == 0 {
+        let mut flush = |from: usize, to: usize, n: usize, report: &mut PublishReport| {
+            if n == 0 {
                 return;
             }
             if failed.is_none() {
-                match socket.send(datagram.as_bytes()) {
+                match socket.send(&lines.buf.as_bytes()[from..to]) {
                     Ok(_) => {
-                        report.sent += *n;
+                        report.sent += n;
                         report.batches += 1;
                     }
                     Err(e) => failed = Some(e),
                 }
             }
             if failed.is_some() {
-                report.dropped_output += *n;
+                report.dropped_output += n;
             }
-            datagram.clear();
-            *n = 0;
         };
-        for line in lines {
-            if line.len() > MAX_DATAGRAM {
+        let (mut from, mut in_datagram) = (0usize, 0usize);
+        for i in 0..lines.len() {
+            let (start, end) = (lines.start(i), lines.ends[i]);
+            if end - start > MAX_DATAGRAM {
+                flush(from, lines.start(i).saturating_sub(1), in_datagram, report);
+                (from, in_datagram) = (end + 1, 0);
                 report.dropped_output += 1;
-                tracing::debug!(target: "spectator::registry", bytes = line.len(),
+                tracing::debug!(target: "spectator::registry", bytes = end - start,
                     "line longer than a datagram; dropped");
                 continue;
             }
-            let needed = line.len() + usize::from(in_datagram > 0);
-            if datagram.len() + needed > MAX_DATAGRAM {
-                flush(&mut datagram, &mut in_datagram, report);
+            if in_datagram > 0 && end - from > MAX_DATAGRAM {
+                flush(from, start - 1, in_datagram, report);
+                (from, in_datagram) = (start, 0);
             }
-            if in_datagram > 0 {
-                datagram.push('\n');
-            }
-            datagram.push_str(line);
             in_datagram += 1;
         }
-        flush(&mut datagram, &mut in_datagram, report);
+        if in_datagram > 0 {
+            flush(from, lines.ends[lines.len() - 1], in_datagram, report);
+        }
         if let Some(e) = failed {
             // Reopen next step: the socket may have been removed and created again.
             *slot = None;
@@ -399,22 +454,20 @@ fn line_type(m: &Measurement) -> char {
     }
 }
 
-fn joined(lines: &[String]) -> String {
-    let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in lines {
-        all.push_str(l);
-        all.push('\n');
-    }
-    all
-}
-
 /// Appends `v` in the shortest form that reads back to the same `f64`: plain decimals for
 /// ordinary magnitudes, exponent form for very large or small ones (`1e300`, `5e-324`), `NaN`.
 pub(crate) fn write_value(out: &mut String, v: f64) {
     let a = v.abs();
     if v.is_nan() {
         out.push_str("NaN");
-    } else if a == 0.0 || (1e-5..1e16).contains(&a) || a.is_infinite() {
+    } else if a < 1e16 && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
+        // Counts, the common case: integer formatting is several times cheaper than float's.
+        // An integral `f64` below 1e16 converts to `i64` exactly.
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else if (1e-5..1e16).contains(&a) {
+        // Not integral here, so ryu's form is plain too, with the same shortest digits.
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    } else if a == 0.0 || a.is_infinite() {
         let _ = write!(out, "{v}");
     } else {
         let _ = write!(out, "{v:e}");
@@ -429,6 +482,62 @@ mod tests {
         let mut s = String::new();
         write_value(&mut s, v);
         s
+    }
+
+    /// The formatting `write_value` had before its integer and ryu paths.
+    fn value_by_fmt(v: f64) -> String {
+        let a = v.abs();
+        if v.is_nan() {
+            "NaN".to_owned()
+        } else if a == 0.0 || (1e-5..1e16).contains(&a) || a.is_infinite() {
+            format!("{v}")
+        } else {
+            format!("{v:e}")
+        }
+    }
+
+    #[test]
+    fn fast_paths_write_what_fmt_writes() {
+        let mut specials = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1e-5,
+            0.99999e-5,
+            1e16,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            9_007_199_254_740_993.0,
+            1e16 - 2.0,
+            0.5,
+            1e15 + 0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        // A fixed xorshift walk over every exponent, sign and mantissa.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            specials.push(f64::from_bits(x));
+            // And values near ordinary magnitudes, integral or not.
+            specials
+                .push((x % 10_000_000) as f64 / [1.0, 10.0, 1000.0, 3.0][(x >> 60) as usize % 4]);
+        }
+        for v in specials {
+            let (ours, by_fmt) = (value(v), value_by_fmt(v));
+            // Where the exact value lies halfway between two shortest decimals (`…562.25`
+            // at a quarter's precision), ryu and fmt may break the tie differently: either
+            // reads back to `v`.
+            if ours != by_fmt {
+                assert_eq!(ours.len(), by_fmt.len(), "{v:?}: {ours} vs {by_fmt}");
+                assert_eq!(ours.parse::<f64>().unwrap(), v, "{v:?}: {ours}");
+            }
+        }
     }
 
     #[test]
