@@ -117,18 +117,33 @@ struct Lines {
     buf: String,
     /// Where each line ends in `buf` (its `\n` excluded).
     ends: Vec<usize>,
+    /// For datagrams: the longest line kept; a longer one is taken out as soon as it is
+    /// written, so that the datagram it would have been in still fills up.
+    longest: usize,
+    /// Lines taken out for being longer than `longest`.
+    too_long: usize,
 }
 
 impl Lines {
-    fn with_capacity(lines: usize) -> Lines {
+    fn with_capacity(lines: usize, longest: usize) -> Lines {
         Lines {
             buf: String::with_capacity(lines * 64),
             ends: Vec::with_capacity(lines),
+            longest,
+            too_long: 0,
         }
     }
 
     /// Ends the line written since the previous one.
     fn end_line(&mut self) {
+        let start = self.start(self.ends.len());
+        if self.buf.len() - start > self.longest {
+            tracing::debug!(target: "spectator::registry", bytes = self.buf.len() - start,
+                "line longer than a datagram; dropped");
+            self.buf.truncate(start);
+            self.too_long += 1;
+            return;
+        }
         self.ends.push(self.buf.len());
         self.buf.push('\n');
     }
@@ -213,7 +228,13 @@ impl LineOutput {
         hints: &[(Id, LineHint)],
     ) -> PublishReport {
         let mut report = PublishReport::default();
-        let mut lines = Lines::with_capacity(ms.len() + hints.len());
+        let longest = match self.sink {
+            Sink::Udp(_) => MAX_DATAGRAM,
+            #[cfg(unix)]
+            Sink::Unix(_) => MAX_DATAGRAM,
+            _ => usize::MAX,
+        };
+        let mut lines = Lines::with_capacity(ms.len() + hints.len(), longest);
         let hinted: HashMap<&Id, LineHint> = hints.iter().map(|(id, h)| (id, *h)).collect();
         for (id, hint) in hints {
             if let LineHint::Age { since_ms } = hint {
@@ -309,6 +330,7 @@ impl LineOutput {
     /// Packs whole lines into datagrams of at most [`MAX_DATAGRAM`] bytes and sends them; on
     /// the first failure the rest of the step is dropped and the socket reopened next step.
     fn send_datagrams(&self, lines: &Lines, report: &mut PublishReport) {
+        report.dropped_output += lines.too_long;
         if lines.is_empty() {
             return;
         }
@@ -350,15 +372,8 @@ impl LineOutput {
         };
         let (mut from, mut in_datagram) = (0usize, 0usize);
         for i in 0..lines.len() {
+            // No line is longer than a datagram (`Lines::end_line`).
             let (start, end) = (lines.start(i), lines.ends[i]);
-            if end - start > MAX_DATAGRAM {
-                flush(from, lines.start(i).saturating_sub(1), in_datagram, report);
-                (from, in_datagram) = (end + 1, 0);
-                report.dropped_output += 1;
-                tracing::debug!(target: "spectator::registry", bytes = end - start,
-                    "line longer than a datagram; dropped");
-                continue;
-            }
             if in_datagram > 0 && end - from > MAX_DATAGRAM {
                 flush(from, start - 1, in_datagram, report);
                 (from, in_datagram) = (start, 0);
@@ -613,6 +628,52 @@ mod tests {
             out.take_written_lines(),
             ["c:a.b,statistic=count:1", "c:a.b,statistic=count:2"]
         );
+    }
+
+    /// Datagrams are tight (the next datagram's first line would not have fit), keep the
+    /// lines' order, and a line too long for any datagram is dropped alone mid-step.
+    #[cfg(unix)]
+    #[test]
+    fn datagrams_are_full_slices_of_the_step() {
+        let dir = std::env::temp_dir().join(format!("spectator-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pack.unix");
+        let _ = std::fs::remove_file(&path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let out = LineOutput::new(Location::Unix(path.clone()), &Config::default());
+        let long = "v".repeat(MAX_DATAGRAM);
+        let mut ms = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..4_000usize {
+            // Lines of varying length, so that datagrams end at different places.
+            let pad = "p".repeat(i % 37);
+            let id = Id::new("a", &[("i", &format!("{i}{pad}")), ("statistic", "count")]);
+            expected.push(format!("c:a,i={i}{pad},statistic=count:{i}"));
+            ms.push(Measurement::new(id, i as f64));
+            if i == 1_234 {
+                ms.push(Measurement::new(Id::new("long", &[("k", &long)]), 1.0));
+            }
+        }
+        let r = out.send(ms);
+        assert_eq!((r.sent, r.dropped_output), (4_000, 1), "{r:?}");
+        let mut buf = vec![0u8; 65_536];
+        let mut datagrams: Vec<String> = Vec::new();
+        for _ in 0..r.batches {
+            let n = sock.recv(&mut buf).unwrap();
+            datagrams.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        let _ = std::fs::remove_file(&path);
+        let got: Vec<&str> = datagrams.iter().flat_map(|d| d.split('\n')).collect();
+        assert_eq!(got, expected);
+        for pair in datagrams.windows(2) {
+            let next = pair[1].split('\n').next().unwrap();
+            assert!(pair[0].len() <= MAX_DATAGRAM);
+            assert!(
+                pair[0].len() + 1 + next.len() > MAX_DATAGRAM,
+                "{}",
+                pair[0].len()
+            );
+        }
     }
 
     /// `(type, name, sorted tags, value)` of a line, split as spectatord's `parse_line` does.
