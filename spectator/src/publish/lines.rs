@@ -105,8 +105,43 @@ pub(crate) struct LineOutput {
 struct PrefixCache {
     step: u64,
     pruned_at: u64,
-    /// Keyed by the id's own precomputed hash, passed through.
-    lines: HashMap<Id, (Box<str>, u64), PassThroughBuilder>,
+    /// In the order of the step that last reordered them: a registry polls its meters in
+    /// the same order at every step, so a step reads these front to back, where probing a
+    /// table of 100k ids at random would miss the cache at every line.
+    entries: Vec<Prefix>,
+    /// Where each id is in `entries`, for the ids a step meets out of that order; built on
+    /// the first such id after `entries` last moved.
+    index: Option<HashMap<Id, usize, PassThroughBuilder>>,
+}
+
+struct Prefix {
+    id: Id,
+    text: Box<str>,
+    /// The step it was last used in.
+    used: u64,
+    /// Its line's place in that step.
+    pos: usize,
+}
+
+impl PrefixCache {
+    /// Where `id` is in `entries`, trying `expected` (the one after the previous line's)
+    /// first.
+    fn find(&mut self, id: &Id, expected: usize) -> Option<usize> {
+        if let Some(e) = self.entries.get(expected) {
+            if e.id.hash_value() == id.hash_value() && e.id == *id {
+                return Some(expected);
+            }
+        }
+        let entries = &self.entries;
+        let index = self.index.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id.clone(), i))
+                .collect()
+        });
+        index.get(id).copied()
+    }
 }
 
 /// One step's lines in one buffer, each followed by `\n`: consecutive lines are then already
@@ -248,6 +283,7 @@ impl LineOutput {
             let mut cache = lock(&self.prefixes);
             cache.step += 1;
             let step = cache.step;
+            let (mut expected, mut misses) = (0usize, 0usize);
             for m in &ms {
                 if !hinted.is_empty() {
                     match hinted.get(&m.id) {
@@ -263,27 +299,48 @@ impl LineOutput {
                         }
                     }
                 }
-                // Looked up by reference first: the id is cloned only when it is new.
-                match cache.lines.get_mut(&m.id) {
-                    Some((prefix, used)) => {
-                        *used = step;
-                        lines.buf.push_str(prefix);
-                    }
+                let k = match cache.find(&m.id, expected) {
+                    Some(k) => k,
                     None => {
                         let kind = line_type(m).to_string();
-                        let prefix = self.prefix(&kind, &m.id).into_boxed_str();
-                        lines.buf.push_str(&prefix);
-                        cache.lines.insert(m.id.clone(), (prefix, step));
+                        let text = self.prefix(&kind, &m.id).into_boxed_str();
+                        let k = cache.entries.len();
+                        if let Some(index) = &mut cache.index {
+                            index.insert(m.id.clone(), k);
+                        }
+                        cache.entries.push(Prefix {
+                            id: m.id.clone(),
+                            text,
+                            used: step,
+                            pos: 0,
+                        });
+                        k
                     }
-                }
+                };
+                misses += usize::from(k != expected);
+                expected = k + 1;
+                let e = &mut cache.entries[k];
+                e.used = step;
+                e.pos = lines.len() + lines.too_long;
+                lines.buf.push_str(&e.text);
                 write_value(&mut lines.buf, m.value);
                 lines.end_line();
             }
             if step - cache.pruned_at >= PREFIX_STEPS {
                 cache.pruned_at = step;
-                cache
-                    .lines
-                    .retain(|_, (_, used)| step - *used < PREFIX_STEPS);
+                cache.entries.retain(|e| step - e.used < PREFIX_STEPS);
+                cache.index = None;
+            }
+            // New ids go at the end, and meters come and go: once many lines were out of
+            // order, put the entries back in this step's order (unused ones last).
+            if misses * 16 > cache.entries.len() {
+                for e in &mut cache.entries {
+                    if e.used != step {
+                        e.pos = usize::MAX;
+                    }
+                }
+                cache.entries.sort_by_key(|e| e.pos);
+                cache.index = None;
             }
         }
         match &self.sink {
@@ -623,11 +680,41 @@ mod tests {
         let id = Id::new("a.b", &[("statistic", "count")]);
         out.send(vec![Measurement::new(id.clone(), 1.0)]);
         out.send(vec![Measurement::new(id, 2.0)]);
-        assert_eq!(lock(&out.prefixes).lines.len(), 1);
+        assert_eq!(lock(&out.prefixes).entries.len(), 1);
         assert_eq!(
             out.take_written_lines(),
             ["c:a.b,statistic=count:1", "c:a.b,statistic=count:2"]
         );
+    }
+
+    /// Ids met in another order, new ones in between and missing ones all get their own
+    /// prefix, whatever order the cache holds them in.
+    #[test]
+    fn prefixes_follow_any_order_of_ids() {
+        let out = output(&[]);
+        let id = |n: &str| Id::new(n, &[("statistic", "count")]);
+        for (step, names) in [
+            vec!["a", "b", "c", "d"],
+            vec!["d", "a", "e", "c"],
+            vec!["b", "e", "a"],
+            vec!["a", "b", "c", "d", "e", "f"],
+            vec!["f", "a"],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ms = names
+                .iter()
+                .map(|n| Measurement::new(id(n), step as f64))
+                .collect();
+            out.send(ms);
+            let expected: Vec<String> = names
+                .iter()
+                .map(|n| format!("c:{n},statistic=count:{step}"))
+                .collect();
+            assert_eq!(out.take_written_lines(), expected, "step {step}");
+        }
+        assert_eq!(lock(&out.prefixes).entries.len(), 6);
     }
 
     /// Datagrams are tight (the next datagram's first line would not have fit), keep the
