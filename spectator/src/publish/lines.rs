@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::config::{Config, Location};
-use crate::id::Id;
+use crate::id::{Id, PassThroughBuilder};
 use crate::measurement::{Measurement, Op};
 use crate::meter::LineHint;
 use crate::rules::{is_infra_key, sanitize};
@@ -105,7 +105,104 @@ pub(crate) struct LineOutput {
 struct PrefixCache {
     step: u64,
     pruned_at: u64,
-    lines: HashMap<Id, (Box<str>, u64), rustc_hash::FxBuildHasher>,
+    /// In the order of the step that last reordered them: a registry polls its meters in
+    /// the same order at every step, so a step reads these front to back, where probing a
+    /// table of 100k ids at random would miss the cache at every line.
+    entries: Vec<Prefix>,
+    /// Where each id is in `entries`, for the ids a step meets out of that order; built on
+    /// the first such id after `entries` last moved.
+    index: Option<HashMap<Id, usize, PassThroughBuilder>>,
+}
+
+struct Prefix {
+    id: Id,
+    text: Box<str>,
+    /// The step it was last used in.
+    used: u64,
+    /// Its line's place in that step.
+    pos: usize,
+}
+
+impl PrefixCache {
+    /// Where `id` is in `entries`, trying `expected` (the one after the previous line's)
+    /// first.
+    fn find(&mut self, id: &Id, expected: usize) -> Option<usize> {
+        if let Some(e) = self.entries.get(expected) {
+            if e.id.hash_value() == id.hash_value() && e.id == *id {
+                return Some(expected);
+            }
+        }
+        let entries = &self.entries;
+        let index = self.index.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id.clone(), i))
+                .collect()
+        });
+        index.get(id).copied()
+    }
+}
+
+/// One step's lines in one buffer, each followed by `\n`: consecutive lines are then already
+/// a datagram's bytes, so packing sends slices of it instead of copying every line again,
+/// and the step makes no allocation per line.
+#[derive(Default)]
+struct Lines {
+    buf: String,
+    /// Where each line ends in `buf` (its `\n` excluded).
+    ends: Vec<usize>,
+    /// For datagrams: the longest line kept; a longer one is taken out as soon as it is
+    /// written, so that the datagram it would have been in still fills up.
+    longest: usize,
+    /// Lines taken out for being longer than `longest`.
+    too_long: usize,
+}
+
+impl Lines {
+    fn with_capacity(lines: usize, longest: usize) -> Lines {
+        Lines {
+            buf: String::with_capacity(lines * 64),
+            ends: Vec::with_capacity(lines),
+            longest,
+            too_long: 0,
+        }
+    }
+
+    /// Ends the line written since the previous one.
+    fn end_line(&mut self) {
+        let start = self.start(self.ends.len());
+        if self.buf.len() - start > self.longest {
+            tracing::debug!(target: "spectator::registry", bytes = self.buf.len() - start,
+                "line longer than a datagram; dropped");
+            self.buf.truncate(start);
+            self.too_long += 1;
+            return;
+        }
+        self.ends.push(self.buf.len());
+        self.buf.push('\n');
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Line `i`, without its `\n`.
+    fn line(&self, i: usize) -> &str {
+        &self.buf[self.start(i)..self.ends[i]]
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + 1
+        }
+    }
 }
 
 impl LineOutput {
@@ -166,53 +263,90 @@ impl LineOutput {
         hints: &[(Id, LineHint)],
     ) -> PublishReport {
         let mut report = PublishReport::default();
-        let mut lines: Vec<String> = Vec::with_capacity(ms.len());
+        let longest = match self.sink {
+            Sink::Udp(_) => MAX_DATAGRAM,
+            #[cfg(unix)]
+            Sink::Unix(_) => MAX_DATAGRAM,
+            _ => usize::MAX,
+        };
+        let mut lines = Lines::with_capacity(ms.len() + hints.len(), longest);
         let hinted: HashMap<&Id, LineHint> = hints.iter().map(|(id, h)| (id, *h)).collect();
         for (id, hint) in hints {
             if let LineHint::Age { since_ms } = hint {
-                let mut line = self.prefix("A", id);
+                lines.buf.push_str(&self.prefix("A", id));
                 // spectatord reads 0 as "now": the epoch itself goes as 1 ms after it.
-                write_value(&mut line, (*since_ms).max(1) as f64 / 1000.0);
-                lines.push(line);
+                write_value(&mut lines.buf, (*since_ms).max(1) as f64 / 1000.0);
+                lines.end_line();
             }
         }
         {
             let mut cache = lock(&self.prefixes);
             cache.step += 1;
             let step = cache.step;
+            let (mut expected, mut misses) = (0usize, 0usize);
             for m in &ms {
-                match hinted.get(&m.id) {
-                    None => {}
-                    Some(LineHint::Age { .. }) => continue, // sent above
-                    Some(LineHint::GaugeTtl { seconds }) => {
-                        // Not cached: the TTL left changes at every step.
-                        let mut line = self.prefix(&format!("{},{seconds}", line_type(m)), &m.id);
-                        write_value(&mut line, m.value);
-                        lines.push(line);
-                        continue;
+                if !hinted.is_empty() {
+                    match hinted.get(&m.id) {
+                        None => {}
+                        Some(LineHint::Age { .. }) => continue, // sent above
+                        Some(LineHint::GaugeTtl { seconds }) => {
+                            // Not cached: the TTL left changes at every step.
+                            let kind = format!("{},{seconds}", line_type(m));
+                            lines.buf.push_str(&self.prefix(&kind, &m.id));
+                            write_value(&mut lines.buf, m.value);
+                            lines.end_line();
+                            continue;
+                        }
                     }
                 }
-                let (prefix, used) = cache.lines.entry(m.id.clone()).or_insert_with(|| {
-                    let kind = line_type(m).to_string();
-                    (self.prefix(&kind, &m.id).into_boxed_str(), step)
-                });
-                *used = step;
-                let mut line = String::with_capacity(prefix.len() + 24);
-                line.push_str(prefix);
-                write_value(&mut line, m.value);
-                lines.push(line);
+                let k = match cache.find(&m.id, expected) {
+                    Some(k) => k,
+                    None => {
+                        let kind = line_type(m).to_string();
+                        let text = self.prefix(&kind, &m.id).into_boxed_str();
+                        let k = cache.entries.len();
+                        if let Some(index) = &mut cache.index {
+                            index.insert(m.id.clone(), k);
+                        }
+                        cache.entries.push(Prefix {
+                            id: m.id.clone(),
+                            text,
+                            used: step,
+                            pos: 0,
+                        });
+                        k
+                    }
+                };
+                misses += usize::from(k != expected);
+                expected = k + 1;
+                let e = &mut cache.entries[k];
+                e.used = step;
+                e.pos = lines.len() + lines.too_long;
+                lines.buf.push_str(&e.text);
+                write_value(&mut lines.buf, m.value);
+                lines.end_line();
             }
             if step - cache.pruned_at >= PREFIX_STEPS {
                 cache.pruned_at = step;
-                cache
-                    .lines
-                    .retain(|_, (_, used)| step - *used < PREFIX_STEPS);
+                cache.entries.retain(|e| step - e.used < PREFIX_STEPS);
+                cache.index = None;
+            }
+            // New ids go at the end, and meters come and go: once many lines were out of
+            // order, put the entries back in this step's order (unused ones last).
+            if misses * 16 > cache.entries.len() {
+                for e in &mut cache.entries {
+                    if e.used != step {
+                        e.pos = usize::MAX;
+                    }
+                }
+                cache.entries.sort_by_key(|e| e.pos);
+                cache.index = None;
             }
         }
         match &self.sink {
             Sink::Memory(held) => {
                 report.sent = lines.len();
-                lock(held).extend(lines);
+                lock(held).extend((0..lines.len()).map(|i| lines.line(i).to_owned()));
             }
             Sink::Udp(_) => self.send_datagrams(&lines, &mut report),
             #[cfg(unix)]
@@ -222,29 +356,29 @@ impl LineOutput {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .and_then(|mut f| f.write_all(joined(&lines).as_bytes()));
-                self.count_write(written, &lines, &mut report);
+                    .and_then(|mut f| f.write_all(lines.buf.as_bytes()));
+                self.count_write(written, lines.len(), &mut report);
             }
             Sink::Stdout => {
-                let written = io::stdout().lock().write_all(joined(&lines).as_bytes());
-                self.count_write(written, &lines, &mut report);
+                let written = io::stdout().lock().write_all(lines.buf.as_bytes());
+                self.count_write(written, lines.len(), &mut report);
             }
             Sink::Stderr => {
-                let written = io::stderr().lock().write_all(joined(&lines).as_bytes());
-                self.count_write(written, &lines, &mut report);
+                let written = io::stderr().lock().write_all(lines.buf.as_bytes());
+                self.count_write(written, lines.len(), &mut report);
             }
         }
         report
     }
 
-    fn count_write(&self, written: io::Result<()>, lines: &[String], report: &mut PublishReport) {
+    fn count_write(&self, written: io::Result<()>, lines: usize, report: &mut PublishReport) {
         match written {
             Ok(()) => {
-                report.sent += lines.len();
-                report.batches += usize::from(!lines.is_empty());
+                report.sent += lines;
+                report.batches += usize::from(lines > 0);
             }
             Err(e) => {
-                report.dropped_output += lines.len();
+                report.dropped_output += lines;
                 tracing::warn!(target: "spectator::registry", sink = ?self.sink, "cannot write lines: {e}");
             }
         }
@@ -252,7 +386,8 @@ impl LineOutput {
 
     /// Packs whole lines into datagrams of at most [`MAX_DATAGRAM`] bytes and sends them; on
     /// the first failure the rest of the step is dropped and the socket reopened next step.
-    fn send_datagrams(&self, lines: &[String], report: &mut PublishReport) {
+    fn send_datagrams(&self, lines: &Lines, report: &mut PublishReport) {
+        report.dropped_output += lines.too_long;
         if lines.is_empty() {
             return;
         }
@@ -273,46 +408,38 @@ impl LineOutput {
         let Some((_, socket)) = slot.as_ref() else {
             return;
         };
-        let mut datagram = String::with_capacity(MAX_DATAGRAM);
-        let mut in_datagram = 0usize;
+        // A datagram is `lines.buf[from..to]`: `in_datagram` whole lines joined by their `\n`s.
         let mut failed: Option<io::Error> = None;
-        let mut flush = |datagram: &mut String, n: &mut usize, report: &mut PublishReport| {
-            if *n == 0 {
+        let mut flush = |from: usize, to: usize, n: usize, report: &mut PublishReport| {
+            if n == 0 {
                 return;
             }
             if failed.is_none() {
-                match socket.send(datagram.as_bytes()) {
+                match socket.send(&lines.buf.as_bytes()[from..to]) {
                     Ok(_) => {
-                        report.sent += *n;
+                        report.sent += n;
                         report.batches += 1;
                     }
                     Err(e) => failed = Some(e),
                 }
             }
             if failed.is_some() {
-                report.dropped_output += *n;
+                report.dropped_output += n;
             }
-            datagram.clear();
-            *n = 0;
         };
-        for line in lines {
-            if line.len() > MAX_DATAGRAM {
-                report.dropped_output += 1;
-                tracing::debug!(target: "spectator::registry", bytes = line.len(),
-                    "line longer than a datagram; dropped");
-                continue;
+        let (mut from, mut in_datagram) = (0usize, 0usize);
+        for i in 0..lines.len() {
+            // No line is longer than a datagram (`Lines::end_line`).
+            let (start, end) = (lines.start(i), lines.ends[i]);
+            if in_datagram > 0 && end - from > MAX_DATAGRAM {
+                flush(from, start - 1, in_datagram, report);
+                (from, in_datagram) = (start, 0);
             }
-            let needed = line.len() + usize::from(in_datagram > 0);
-            if datagram.len() + needed > MAX_DATAGRAM {
-                flush(&mut datagram, &mut in_datagram, report);
-            }
-            if in_datagram > 0 {
-                datagram.push('\n');
-            }
-            datagram.push_str(line);
             in_datagram += 1;
         }
-        flush(&mut datagram, &mut in_datagram, report);
+        if in_datagram > 0 {
+            flush(from, lines.ends[lines.len() - 1], in_datagram, report);
+        }
         if let Some(e) = failed {
             // Reopen next step: the socket may have been removed and created again.
             *slot = None;
@@ -399,22 +526,20 @@ fn line_type(m: &Measurement) -> char {
     }
 }
 
-fn joined(lines: &[String]) -> String {
-    let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in lines {
-        all.push_str(l);
-        all.push('\n');
-    }
-    all
-}
-
 /// Appends `v` in the shortest form that reads back to the same `f64`: plain decimals for
 /// ordinary magnitudes, exponent form for very large or small ones (`1e300`, `5e-324`), `NaN`.
 pub(crate) fn write_value(out: &mut String, v: f64) {
     let a = v.abs();
     if v.is_nan() {
         out.push_str("NaN");
-    } else if a == 0.0 || (1e-5..1e16).contains(&a) || a.is_infinite() {
+    } else if a < 1e16 && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
+        // Counts, the common case: integer formatting is several times cheaper than float's.
+        // An integral `f64` below 1e16 converts to `i64` exactly.
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else if (1e-5..1e16).contains(&a) {
+        // Not integral here, so ryu's form is plain too, with the same shortest digits.
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    } else if a == 0.0 || a.is_infinite() {
         let _ = write!(out, "{v}");
     } else {
         let _ = write!(out, "{v:e}");
@@ -429,6 +554,62 @@ mod tests {
         let mut s = String::new();
         write_value(&mut s, v);
         s
+    }
+
+    /// The formatting `write_value` had before its integer and ryu paths.
+    fn value_by_fmt(v: f64) -> String {
+        let a = v.abs();
+        if v.is_nan() {
+            "NaN".to_owned()
+        } else if a == 0.0 || (1e-5..1e16).contains(&a) || a.is_infinite() {
+            format!("{v}")
+        } else {
+            format!("{v:e}")
+        }
+    }
+
+    #[test]
+    fn fast_paths_write_what_fmt_writes() {
+        let mut specials = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1e-5,
+            0.99999e-5,
+            1e16,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            9_007_199_254_740_993.0,
+            1e16 - 2.0,
+            0.5,
+            1e15 + 0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        // A fixed xorshift walk over every exponent, sign and mantissa.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            specials.push(f64::from_bits(x));
+            // And values near ordinary magnitudes, integral or not.
+            specials
+                .push((x % 10_000_000) as f64 / [1.0, 10.0, 1000.0, 3.0][(x >> 60) as usize % 4]);
+        }
+        for v in specials {
+            let (ours, by_fmt) = (value(v), value_by_fmt(v));
+            // Where the exact value lies halfway between two shortest decimals (`…562.25`
+            // at a quarter's precision), ryu and fmt may break the tie differently: either
+            // reads back to `v`.
+            if ours != by_fmt {
+                assert_eq!(ours.len(), by_fmt.len(), "{v:?}: {ours} vs {by_fmt}");
+                assert_eq!(ours.parse::<f64>().unwrap(), v, "{v:?}: {ours}");
+            }
+        }
     }
 
     #[test]
@@ -499,11 +680,87 @@ mod tests {
         let id = Id::new("a.b", &[("statistic", "count")]);
         out.send(vec![Measurement::new(id.clone(), 1.0)]);
         out.send(vec![Measurement::new(id, 2.0)]);
-        assert_eq!(lock(&out.prefixes).lines.len(), 1);
+        assert_eq!(lock(&out.prefixes).entries.len(), 1);
         assert_eq!(
             out.take_written_lines(),
             ["c:a.b,statistic=count:1", "c:a.b,statistic=count:2"]
         );
+    }
+
+    /// Ids met in another order, new ones in between and missing ones all get their own
+    /// prefix, whatever order the cache holds them in.
+    #[test]
+    fn prefixes_follow_any_order_of_ids() {
+        let out = output(&[]);
+        let id = |n: &str| Id::new(n, &[("statistic", "count")]);
+        for (step, names) in [
+            vec!["a", "b", "c", "d"],
+            vec!["d", "a", "e", "c"],
+            vec!["b", "e", "a"],
+            vec!["a", "b", "c", "d", "e", "f"],
+            vec!["f", "a"],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ms = names
+                .iter()
+                .map(|n| Measurement::new(id(n), step as f64))
+                .collect();
+            out.send(ms);
+            let expected: Vec<String> = names
+                .iter()
+                .map(|n| format!("c:{n},statistic=count:{step}"))
+                .collect();
+            assert_eq!(out.take_written_lines(), expected, "step {step}");
+        }
+        assert_eq!(lock(&out.prefixes).entries.len(), 6);
+    }
+
+    /// Datagrams are tight (the next datagram's first line would not have fit), keep the
+    /// lines' order, and a line too long for any datagram is dropped alone mid-step.
+    #[cfg(unix)]
+    #[test]
+    fn datagrams_are_full_slices_of_the_step() {
+        let dir = std::env::temp_dir().join(format!("spectator-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pack.unix");
+        let _ = std::fs::remove_file(&path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let out = LineOutput::new(Location::Unix(path.clone()), &Config::default());
+        let long = "v".repeat(MAX_DATAGRAM);
+        let mut ms = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..4_000usize {
+            // Lines of varying length, so that datagrams end at different places.
+            let pad = "p".repeat(i % 37);
+            let id = Id::new("a", &[("i", &format!("{i}{pad}")), ("statistic", "count")]);
+            expected.push(format!("c:a,i={i}{pad},statistic=count:{i}"));
+            ms.push(Measurement::new(id, i as f64));
+            if i == 1_234 {
+                ms.push(Measurement::new(Id::new("long", &[("k", &long)]), 1.0));
+            }
+        }
+        let r = out.send(ms);
+        assert_eq!((r.sent, r.dropped_output), (4_000, 1), "{r:?}");
+        let mut buf = vec![0u8; 65_536];
+        let mut datagrams: Vec<String> = Vec::new();
+        for _ in 0..r.batches {
+            let n = sock.recv(&mut buf).unwrap();
+            datagrams.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        let _ = std::fs::remove_file(&path);
+        let got: Vec<&str> = datagrams.iter().flat_map(|d| d.split('\n')).collect();
+        assert_eq!(got, expected);
+        for pair in datagrams.windows(2) {
+            let next = pair[1].split('\n').next().unwrap();
+            assert!(pair[0].len() <= MAX_DATAGRAM);
+            assert!(
+                pair[0].len() + 1 + next.len() > MAX_DATAGRAM,
+                "{}",
+                pair[0].len()
+            );
+        }
     }
 
     /// `(type, name, sorted tags, value)` of a line, split as spectatord's `parse_line` does.
