@@ -83,7 +83,7 @@ impl Local {
                 registry: inner.uid,
                 version,
                 number: self.last_number,
-                table: inner.snapshot.load_full(),
+                table: inner.table.load_full(),
             });
         }
         match &self.held[slot] {
@@ -153,7 +153,7 @@ pub(super) fn find<M: MeterKind>(
         Ok(Some(result)) => result,
         _ => {
             let key = IdRef::new(name, tags)?;
-            registry.live_handle(inner.snapshot.load().get(&key)?)
+            registry.live_handle(inner.table.load().get(&key)?)
         }
     }
 }
@@ -197,7 +197,7 @@ pub(super) fn with_table<R>(inner: &RegistryInner, mut f: impl FnMut(&Table) -> 
     });
     match done {
         Ok(Some(result)) => result,
-        _ => f(&inner.snapshot.load()),
+        _ => f(&inner.table.load()),
     }
 }
 

@@ -84,8 +84,8 @@ pub struct Registry {
 pub(crate) struct RegistryInner {
     config: Config,
     clock: Arc<dyn Clock>,
-    snapshot: ArcSwap<Table>,
-    /// Bumped after each replacement of `snapshot`, so that a thread's reference to it (see
+    table: ArcSwap<Table>,
+    /// Bumped after each replacement of `table`, so that a thread's reference to it (see
     /// `local`) is checked with one load.
     version: AtomicU64,
     /// This registry's number, unique in the process (keys the threads' copies).
@@ -150,7 +150,7 @@ impl Default for Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("meters", &self.inner.snapshot.load().len())
+            .field("meters", &self.inner.table.load().len())
             .field("config", &self.inner.config)
             .finish()
     }
@@ -174,7 +174,7 @@ impl Registry {
 
     /// Number of meters registered now.
     pub fn len(&self) -> usize {
-        self.inner.snapshot.load().len()
+        self.inner.table.load().len()
     }
 
     /// Whether no meter is registered.
@@ -384,14 +384,14 @@ impl Registry {
         let handle = self.handle(entry)?;
         // Pairs with `try_retire_all` in `retire`: either the poll sees this handle's
         // reference and keeps the meter, or we see the retired mark and ask again under the
-        // write lock. A removed meter keeps its mark, so a stale snapshot (see `local`) that
+        // write lock. A removed meter keeps its mark, so a replaced table (see `local`) that
         // still lists it sends the lookup to the write lock too.
         handle_is_live(&entry.retired).then_some(handle)
     }
 
-    /// Makes `snapshot` the current table; lookups see it from their next call.
-    fn replace_snapshot(&self, snapshot: Table) {
-        self.inner.snapshot.store(Arc::new(snapshot));
+    /// Makes `table` the current table; lookups see it from their next call.
+    fn replace_table(&self, table: Table) {
+        self.inner.table.store(Arc::new(table));
         self.inner.version.fetch_add(1, Ordering::Release);
     }
 
@@ -429,7 +429,7 @@ impl Registry {
             }
         };
         let _w = lock(&self.inner.write_lock);
-        let current = self.inner.snapshot.load_full();
+        let current = self.inner.table.load_full();
         if let Some(entry) = current.get(&id) {
             // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
             if let Some(m) = self.handle(entry) {
@@ -457,7 +457,7 @@ impl Registry {
         } else {
             let grown = current.rebuilt(1, |_| true);
             grown.put(entry);
-            self.replace_snapshot(grown);
+            self.replace_table(grown);
         }
         handle
     }
@@ -531,12 +531,12 @@ impl Registry {
             now_ms: now,
             gauge_ttl_ms: ttl,
         };
-        let snapshot = self.inner.snapshot.load_full();
+        let table = self.inner.table.load_full();
         // Timers report 4 measurements, idle meters none: the last poll is the best guess.
-        let mut out = Vec::with_capacity(snapshot.len().max(*last_len));
+        let mut out = Vec::with_capacity(table.len().max(*last_len));
         let mut hints = Vec::new();
         let mut idle = Vec::new();
-        for entry in snapshot.entries() {
+        for entry in table.entries() {
             let updated = entry.core.measure(entry.ids(), &poll, &mut out);
             if let Some(hint) = entry.core.line_hint(&poll) {
                 hints.push((entry.ids()[0].clone(), hint));
@@ -549,7 +549,7 @@ impl Registry {
                 idle.push(entry.id.clone());
             }
         }
-        drop(snapshot);
+        drop(table);
         if !idle.is_empty() {
             self.retire(&idle, &poll, ttl, &mut out);
         }
@@ -648,7 +648,7 @@ impl Registry {
     fn retire(&self, ids: &[Id], poll: &Poll, ttl: u64, out: &mut Vec<Measurement>) {
         let now = poll.now_ms;
         let _w = lock(&self.inner.write_lock);
-        let current = self.inner.snapshot.load_full();
+        let current = self.inner.table.load_full();
         let candidates: Vec<&Entry> = ids
             .iter()
             .filter_map(|id| current.get(id))
@@ -666,7 +666,7 @@ impl Registry {
         }
         let removed = removed.len();
         let kept = current.rebuilt(0, |e| !e.retired.load(Ordering::Relaxed));
-        self.replace_snapshot(kept);
+        self.replace_table(kept);
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
     }
 }
@@ -835,7 +835,7 @@ impl RegistryBuilder {
                 outlet: Outlet::new(&self.config),
                 config: self.config,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                snapshot: ArcSwap::from_pointee(Table::default()),
+                table: ArcSwap::from_pointee(Table::default()),
                 version: AtomicU64::new(0),
                 uid: {
                     static NEXT_UID: AtomicU64 = AtomicU64::new(0);
