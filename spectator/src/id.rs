@@ -4,10 +4,11 @@
 //! from the same tags in any order are equal. The id keeps the strings as given; the publisher
 //! [sanitises](crate::rules::sanitize) them to the Atlas character set on the wire.
 
+use crate::measurement::Op;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use triomphe::ThinArc;
 
 /// The identity of a meter: a name and a set of tags.
 ///
@@ -22,14 +23,20 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Id {
-    /// One allocation: the hash (u64), the tag count n (u32), then 1 + 2n end offsets (u32,
+    /// One allocation behind a thin pointer: in its header the hash accumulator of the name
+    /// and tags ([`id_acc`]), then the bytes: the tag count n (u32), 1 + 2n end offsets (u32,
     /// into the text) and the text: the name, then each tag's key and value, tags sorted by
-    /// key with unique keys. All little-endian. Equal ids have equal bytes.
-    data: Arc<[u8]>,
+    /// key with unique keys. All little-endian. Equal ids of the same `derived` have equal
+    /// bytes.
+    data: ThinArc<u64, u8>,
+    /// The `statistic` (and `percentile`) tags that a meter's reporting ids add to its id,
+    /// kept as codes beside the shared allocation instead of in a copy of it: a meter's
+    /// reporting id costs a reference count, not an allocation of its own.
+    derived: Derived,
 }
 
-/// Bytes before the end offsets: the hash and the tag count.
-const HEADER: usize = 12;
+/// Bytes before the end offsets: the tag count.
+const HEADER: usize = 4;
 
 /// Ids up to this size (most: 2 tags take about 80 bytes) are laid out on the stack and
 /// copied into their one allocation.
@@ -44,6 +51,158 @@ fn read_u32(b: &[u8], at: usize) -> usize {
         .map_or(0, |w| u32::from_le_bytes(w) as usize)
 }
 
+/// The statistics the meters report under (`statistic=<name>`): a reporting id carries one
+/// as a code rather than as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stat {
+    Count = 1,
+    TotalTime,
+    TotalAmount,
+    TotalOfSquares,
+    Max,
+    Gauge,
+    Percentile,
+    ActiveTasks,
+    Duration,
+}
+
+impl Stat {
+    const ALL: [Stat; 9] = [
+        Stat::Count,
+        Stat::TotalTime,
+        Stat::TotalAmount,
+        Stat::TotalOfSquares,
+        Stat::Max,
+        Stat::Gauge,
+        Stat::Percentile,
+        Stat::ActiveTasks,
+        Stat::Duration,
+    ];
+
+    /// The tag value.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stat::Count => "count",
+            Stat::TotalTime => "totalTime",
+            Stat::TotalAmount => "totalAmount",
+            Stat::TotalOfSquares => "totalOfSquares",
+            Stat::Max => "max",
+            Stat::Gauge => "gauge",
+            Stat::Percentile => "percentile",
+            Stat::ActiveTasks => "activeTasks",
+            Stat::Duration => "duration",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Stat> {
+        Stat::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn from_code(code: u32) -> Option<Stat> {
+        Stat::ALL.get((code as usize).checked_sub(1)?).copied()
+    }
+
+    /// How its values combine ([`Op::from_statistic`] of its name).
+    pub(crate) fn op(self) -> Op {
+        match self {
+            Stat::Count
+            | Stat::TotalTime
+            | Stat::TotalAmount
+            | Stat::TotalOfSquares
+            | Stat::Percentile => Op::Add,
+            Stat::Max | Stat::Gauge | Stat::ActiveTasks | Stat::Duration => Op::Max,
+        }
+    }
+}
+
+/// The percentile buckets a reporting id can name: `T` (timers) or `D` (distribution
+/// summaries) and the bucket index as 4 hex digits.
+const BUCKETS: usize = crate::meter::percentile_buckets::LENGTH;
+
+/// The `percentile` tag values, `T0000` .. `T0113` then `D0000` .. `D0113`.
+static BUCKET_TAGS: [[u8; 5]; 2 * BUCKETS] = bucket_tags();
+
+const fn bucket_tags() -> [[u8; 5]; 2 * BUCKETS] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = [[0u8; 5]; 2 * BUCKETS];
+    let mut k = 0;
+    while k < 2 * BUCKETS {
+        let i = k % BUCKETS;
+        out[k][0] = if k < BUCKETS { b'T' } else { b'D' };
+        out[k][1] = HEX[(i >> 12) & 15];
+        out[k][2] = HEX[(i >> 8) & 15];
+        out[k][3] = HEX[(i >> 4) & 15];
+        out[k][4] = HEX[i & 15];
+        k += 1;
+    }
+    out
+}
+
+/// A percentile meter's kind, the first letter of its bucket tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BucketPrefix {
+    /// `T`: percentile timers.
+    Timer,
+    /// `D`: percentile distribution summaries.
+    Summary,
+}
+
+/// The derived tags of an id: bits 0-3 a [`Stat`] code (0: none), bits 4-13 one plus the
+/// index into [`BUCKET_TAGS`] of its `percentile` tag (0: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Derived(u32);
+
+const STAT_KEY: &str = "statistic";
+const PERCENTILE_KEY: &str = "percentile";
+
+impl Derived {
+    fn stat(self) -> Option<Stat> {
+        Stat::from_code(self.0 & 15)
+    }
+
+    fn with_stat(self, stat: Stat) -> Derived {
+        Derived((self.0 & !15) | stat as u32)
+    }
+
+    fn bucket_tag(self) -> Option<&'static str> {
+        let k = (self.0 >> 4).checked_sub(1)?;
+        let bytes = BUCKET_TAGS.get(k as usize)?;
+        std::str::from_utf8(bytes).ok()
+    }
+
+    fn with_bucket(self, prefix: BucketPrefix, index: usize) -> Derived {
+        let k = index.min(BUCKETS - 1)
+            + match prefix {
+                BucketPrefix::Timer => 0,
+                BucketPrefix::Summary => BUCKETS,
+            };
+        Derived((self.0 & 15) | ((k as u32 + 1) << 4))
+    }
+
+    /// Its tags in key order (`percentile` sorts before `statistic`), and how many.
+    fn tags(self) -> ([(&'static str, &'static str); 2], usize) {
+        let mut tags = [("", ""); 2];
+        let mut n = 0;
+        if let Some(b) = self.bucket_tag() {
+            tags[n] = (PERCENTILE_KEY, b);
+            n += 1;
+        }
+        if let Some(s) = self.stat() {
+            tags[n] = (STAT_KEY, s.name());
+            n += 1;
+        }
+        (tags, n)
+    }
+
+    /// Its part of an id's hash accumulator.
+    fn acc(self) -> u64 {
+        let (tags, n) = self.tags();
+        tags[..n]
+            .iter()
+            .fold(0u64, |acc, &(k, v)| acc.wrapping_add(pair_acc(k, v)))
+    }
+}
+
 impl Id {
     /// An id with the given name and tags. Tags may come in any order; a repeated key keeps
     /// its last value.
@@ -55,15 +214,18 @@ impl Id {
 
     /// The id of `name` and `sorted` (sorted by key, keys unique).
     fn build(name: &str, sorted: &[(&str, &str)]) -> Id {
+        Id::build_with_acc(name, sorted, id_acc(name, sorted.iter().copied()))
+    }
+
+    /// [`Id::build`] with the hash accumulator of `name` and `sorted` already computed.
+    fn build_with_acc(name: &str, sorted: &[(&str, &str)], acc: u64) -> Id {
         let parts = 1 + 2 * sorted.len();
         let text_len: usize =
             name.len() + sorted.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         let text_start = HEADER + 4 * parts;
         let total = text_start + text_len;
-        let hash = id_hash(name, sorted.iter().copied());
         let fill = |buf: &mut [u8]| {
-            buf[..8].copy_from_slice(&hash.to_le_bytes());
-            buf[8..12].copy_from_slice(&(sorted.len() as u32).to_le_bytes());
+            buf[..4].copy_from_slice(&(sorted.len() as u32).to_le_bytes());
             let (mut end_at, mut text_at) = (HEADER, text_start);
             let mut put = |part: &str| {
                 buf[text_at..text_at + part.len()].copy_from_slice(part.as_bytes());
@@ -78,45 +240,57 @@ impl Id {
                 put(v);
             }
         };
-        let data: Arc<[u8]> = if total <= STACK_BUILD {
+        let data = if total <= STACK_BUILD {
             let mut buf = [0u8; STACK_BUILD];
             fill(&mut buf[..total]);
-            Arc::from(&buf[..total])
+            ThinArc::from_header_and_slice(acc, &buf[..total])
         } else {
             let mut buf = vec![0u8; total];
             fill(&mut buf);
-            Arc::from(buf)
+            ThinArc::from_header_and_slice(acc, &buf)
         };
-        Id { data }
+        Id {
+            data,
+            derived: Derived::default(),
+        }
     }
 
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        &self.data.slice
+    }
+
+    /// Number of tags stored in the allocation (the derived ones not included).
     fn count(&self) -> usize {
-        read_u32(&self.data, 8)
+        read_u32(self.bytes(), 0)
     }
 
-    /// String `i` of the text: 0 the name, `1 + 2j` and `2 + 2j` tag `j`'s key and value.
+    /// String `i` of the text: 0 the name, `1 + 2j` and `2 + 2j` stored tag `j`'s key and
+    /// value.
     #[inline]
     fn part(&self, i: usize) -> &str {
+        let data = self.bytes();
         let text = HEADER + 4 * (1 + 2 * self.count());
         let start = if i == 0 {
             0
         } else {
-            read_u32(&self.data, HEADER + 4 * (i - 1))
+            read_u32(data, HEADER + 4 * (i - 1))
         };
-        let end = read_u32(&self.data, HEADER + 4 * i);
-        let bytes = self.data.get(text + start..text + end).unwrap_or_default();
+        let end = read_u32(data, HEADER + 4 * i);
+        let bytes = data.get(text + start..text + end).unwrap_or_default();
         // SAFETY: the text is whole `str`s copied in by `build`, and the offsets are their
         // boundaries.
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
-    /// The name, then each tag's key and value, in order: one pass over the offsets.
+    /// The name, then each stored tag's key and value, in order: one pass over the offsets.
+    /// Lookups compare registered ids, which have no derived tags, this way.
     #[inline]
     pub(crate) fn strings(&self) -> impl Iterator<Item = &str> + '_ {
         let parts = 1 + 2 * self.count();
         let text = HEADER + 4 * parts;
         let mut start = 0;
-        let data = &*self.data;
+        let data = self.bytes();
         (0..parts).map(move |i| {
             // SAFETY: `build` wrote `parts` offsets after the header, each the end of one
             // whole `str` in the text after them, in increasing order: the reads and the
@@ -146,12 +320,31 @@ impl Id {
     }
 
     /// The tags, sorted by key.
-    pub fn tags(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        (0..self.count()).map(move |j| (self.key(j), self.value(j)))
+    pub fn tags(&self) -> Tags<'_> {
+        let (derived, derived_len) = self.derived.tags();
+        Tags {
+            id: self,
+            next: 0,
+            len: self.count(),
+            derived,
+            next_derived: 0,
+            derived_len,
+        }
     }
 
     /// The value of tag `key`, if present.
     pub fn tag(&self, key: &str) -> Option<&str> {
+        if self.derived != Derived::default() {
+            let (derived, n) = self.derived.tags();
+            if let Some(&(_, v)) = derived[..n].iter().find(|(k, _)| *k == key) {
+                return Some(v);
+            }
+        }
+        self.stored_tag(key)
+    }
+
+    /// The value of tag `key` among the stored (not derived) tags.
+    fn stored_tag(&self, key: &str) -> Option<&str> {
         let (mut lo, mut hi) = (0, self.count());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -177,36 +370,139 @@ impl Id {
         // Ours first: the stable sort keeps the new value of a key after the old one, and
         // the last one wins.
         let all = self.tags().chain(tags.iter().copied());
-        sorted_unique(all, self.count() + tags.len(), |sorted| {
+        sorted_unique(all, self.tag_count() + tags.len(), |sorted| {
             Id::build(self.name(), sorted)
         })
     }
 
     /// This id with `statistic` set to `stat`, replacing any statistic it had.
     pub fn with_stat(&self, stat: &str) -> Id {
-        self.with_tag("statistic", stat)
+        match Stat::from_name(stat) {
+            Some(s) => self.with_stat_of(s),
+            None => self.with_tag(STAT_KEY, stat),
+        }
     }
 
     /// This id with `statistic` set to `stat` unless it already has a statistic.
     pub fn with_default_stat(&self, stat: &str) -> Id {
-        if self.tag("statistic").is_some() {
+        if self.tag(STAT_KEY).is_some() {
             self.clone()
         } else {
             self.with_stat(stat)
         }
     }
 
-    /// Number of tags.
-    pub fn tag_count(&self) -> usize {
-        self.count()
+    /// This id with `statistic` set to `stat`, replacing any statistic it had: without an
+    /// allocation unless the statistic is one of its stored tags.
+    pub(crate) fn with_stat_of(&self, stat: Stat) -> Id {
+        if self.stored_tag(STAT_KEY).is_some() {
+            return self.with_tag(STAT_KEY, stat.name());
+        }
+        Id {
+            data: self.data.clone(),
+            derived: self.derived.with_stat(stat),
+        }
     }
 
-    /// The id's hash (what it feeds a [`Hasher`]).
+    /// [`with_stat_of`](Id::with_stat_of) unless the id already has a statistic.
+    pub(crate) fn with_default_stat_of(&self, stat: Stat) -> Id {
+        if self.tag(STAT_KEY).is_some() {
+            self.clone()
+        } else {
+            self.with_stat_of(stat)
+        }
+    }
+
+    /// The id of percentile bucket `index` of a percentile meter with this id:
+    /// `statistic=percentile`, `percentile=<T or D><index as 4 hex digits>`.
+    pub(crate) fn with_bucket(&self, prefix: BucketPrefix, index: usize) -> Id {
+        if self.stored_tag(STAT_KEY).is_some() || self.stored_tag(PERCENTILE_KEY).is_some() {
+            let bucket = Derived::default().with_bucket(prefix, index);
+            return self.with_tags(&[
+                (STAT_KEY, Stat::Percentile.name()),
+                (PERCENTILE_KEY, bucket.bucket_tag().unwrap_or_default()),
+            ]);
+        }
+        Id {
+            data: self.data.clone(),
+            derived: self
+                .derived
+                .with_stat(Stat::Percentile)
+                .with_bucket(prefix, index),
+        }
+    }
+
+    /// This id with every tag stored in its own allocation: the form the registry keeps.
+    pub(crate) fn stored(&self) -> Id {
+        if self.derived == Derived::default() {
+            return self.clone();
+        }
+        let tags: Vec<(&str, &str)> = self.tags().collect();
+        Id::build(self.name(), &tags)
+    }
+
+    /// Number of tags.
+    pub fn tag_count(&self) -> usize {
+        self.count() + self.derived.tags().1
+    }
+
+    /// The id's hash (what it feeds a [`Hasher`]): the same for equal ids, derived tags or
+    /// not.
+    #[inline]
     pub(crate) fn hash_value(&self) -> u64 {
-        self.data
-            .get(..8)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
+        let acc = self.data.header.header;
+        if self.derived == Derived::default() {
+            finish(acc)
+        } else {
+            finish(acc.wrapping_add(self.derived.acc()))
+        }
+    }
+}
+
+/// The tags of an [`Id`], sorted by key (see [`Id::tags`]).
+#[derive(Clone)]
+pub struct Tags<'a> {
+    id: &'a Id,
+    /// The next stored tag, of `len`.
+    next: usize,
+    len: usize,
+    /// The derived tags, in key order: the next one, of `derived_len`.
+    derived: [(&'static str, &'static str); 2],
+    next_derived: usize,
+    derived_len: usize,
+}
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = (&'a str, &'a str);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let derived = self.derived.get(self.next_derived).copied();
+        let derived = derived.filter(|_| self.next_derived < self.derived_len);
+        if self.next < self.len {
+            let key = self.id.key(self.next);
+            if derived.is_none_or(|(dk, _)| key < dk) {
+                let value = self.id.value(self.next);
+                self.next += 1;
+                return Some((key, value));
+            }
+        }
+        self.next_derived += 1;
+        derived
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n =
+            (self.len - self.next) + (self.derived_len - self.next_derived.min(self.derived_len));
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Tags<'_> {}
+
+impl fmt::Debug for Tags<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
     }
 }
 
@@ -249,7 +545,16 @@ fn sorted_unique<'a, R>(
 
 impl PartialEq for Id {
     fn eq(&self, other: &Id) -> bool {
-        Arc::ptr_eq(&self.data, &other.data) || self.data == other.data
+        if self.derived == other.derived {
+            return self.data.ptr() == other.data.ptr()
+                || (self.data.header.header == other.data.header.header
+                    && self.bytes() == other.bytes());
+        }
+        // One has a tag derived that the other stores (or other derived tags over other
+        // stored ones): compare what they say.
+        self.hash_value() == other.hash_value()
+            && self.name() == other.name()
+            && self.tags().eq(other.tags())
     }
 }
 
@@ -302,17 +607,19 @@ pub(crate) struct IdRef<'a> {
     /// Indexes into `tags` in key order (the order an [`Id`] stores its tags), for the
     /// first `tags.len()` entries when there are at most [`SORTED_MAX`] tags.
     order: [u8; SORTED_MAX],
+    /// The hash accumulator of the name and tags ([`id_acc`]), and its hash.
+    acc: u64,
     hash: u64,
 }
 
 /// Up to this many tags (Atlas takes at most 20 user tags), a lookup sorts the caller's tags
-/// by index on the stack, hashes them in key order and compares them with the stored ones
-/// pairwise; beyond, it sorts a copy and searches for each.
+/// by index on the stack and compares them with the stored ones pairwise; beyond, it sorts a
+/// copy (to find repeated keys) and searches for each.
 const SORTED_MAX: usize = 32;
 
 impl<'a> IdRef<'a> {
     /// `None` when `tags` repeats a key: such lookups take the allocating path. More than
-    /// [`SORTED_MAX`] tags cost one allocation (to hash them in key order).
+    /// [`SORTED_MAX`] tags cost one allocation (to find repeated keys).
     #[inline]
     pub(crate) fn new(name: &'a str, tags: &'a [(&'a str, &'a str)]) -> Option<IdRef<'a>> {
         let mut order = [0u8; SORTED_MAX];
@@ -333,12 +640,13 @@ impl<'a> IdRef<'a> {
                 }
                 order[j] = i as u8;
             }
-            let sorted = order[..tags.len()].iter().map(|&i| tags[usize::from(i)]);
+            let acc = id_acc(name, tags.iter().copied());
             return Some(IdRef {
                 name,
                 tags,
                 order,
-                hash: id_hash(name, sorted),
+                acc,
+                hash: finish(acc),
             });
         }
         let mut sorted = tags.to_vec();
@@ -346,11 +654,13 @@ impl<'a> IdRef<'a> {
         if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
         }
+        let acc = id_acc(name, tags.iter().copied());
         Some(IdRef {
             name,
             tags,
             order,
-            hash: id_hash(name, sorted.into_iter()),
+            acc,
+            hash: finish(acc),
         })
     }
 }
@@ -359,6 +669,21 @@ impl IdRef<'_> {
     /// The caller's tag indexes in key order, when there are at most [`SORTED_MAX`] tags.
     pub(crate) fn order(&self) -> Option<&[u8]> {
         self.order.get(..self.tags.len())
+    }
+
+    /// The id it stands for, made without sorting or hashing the tags again (a registration
+    /// after a lookup that missed).
+    pub(crate) fn to_id(&self) -> Id {
+        match self.order() {
+            Some(order) if order.len() <= STACK_TAGS => {
+                let mut sorted = [("", ""); STACK_TAGS];
+                for (slot, &i) in sorted.iter_mut().zip(order) {
+                    *slot = self.tags[usize::from(i)];
+                }
+                Id::build_with_acc(self.name, &sorted[..order.len()], self.acc)
+            }
+            _ => Id::new(self.name, self.tags),
+        }
     }
 }
 
@@ -369,7 +694,7 @@ impl Id {
     #[inline]
     pub(crate) fn is_in_order(&self, name: &str, tags: &[(&str, &str)], order: &[u8]) -> bool {
         let n = self.count();
-        if tags.len() != n || order.len() != n {
+        if tags.len() != n || order.len() != n || self.derived != Derived::default() {
             return false;
         }
         let mut stored = self.strings();
@@ -399,10 +724,10 @@ impl Hash for IdRef<'_> {
 impl hashbrown::Equivalent<Id> for IdRef<'_> {
     #[inline]
     fn equivalent(&self, id: &Id) -> bool {
-        if self.hash != id.hash_value() || self.tags.len() != id.count() {
+        if self.hash != id.hash_value() || self.tags.len() != id.tag_count() {
             return false;
         }
-        if let Some(order) = self.order() {
+        if let (Some(order), true) = (self.order(), id.derived == Derived::default()) {
             return id.is_in_order(self.name, self.tags, order);
         }
         short_eq(self.name, id.name())
@@ -513,15 +838,26 @@ fn fold_str(state: u64, s: &str) -> u64 {
     fold(lo ^ K0, hi ^ K1 ^ len as u64)
 }
 
-/// Hash of a name and its tags in key order (the order an [`Id`] stores them; an [`IdRef`]
-/// visits the caller's tags through its sorted indexes).
+/// The hash accumulator of a name and its tags: the name's hash plus each tag's, so that the
+/// tags may be added in any order (a lookup adds the caller's as given) and a derived tag
+/// adds its own part without the others ([`Derived::acc`]).
 #[inline]
-fn id_hash<'a>(name: &str, sorted_tags: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut state = fold_str(K3, name);
-    for (k, v) in sorted_tags {
-        state = fold_str(fold_str(state ^ K2, k), v);
-    }
-    state
+fn id_acc<'a>(name: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    tags.fold(fold_str(K3, name), |acc, (k, v)| {
+        acc.wrapping_add(pair_acc(k, v))
+    })
+}
+
+/// One tag's part of an id's hash accumulator.
+#[inline(always)]
+fn pair_acc(key: &str, value: &str) -> u64 {
+    fold_str(fold_str(K2, key), value)
+}
+
+/// The hash of an accumulator.
+#[inline(always)]
+fn finish(acc: u64) -> u64 {
+    fold(acc ^ K0, K1)
 }
 
 /// The strings' hash alone, for the tests.
@@ -703,6 +1039,151 @@ mod tests {
         );
         assert_eq!(id.with_stat("count").tag("statistic"), Some("count"));
         assert_eq!(Id::new("", &[]).to_string(), "");
+    }
+
+    #[test]
+    fn derived_tags_read_and_compare_as_stored_ones() {
+        let base = Id::new(
+            "rpc.latency",
+            &[("zone", "a"), ("peer", "b"), ("result", "ok")],
+        );
+        for (derived, stored) in [
+            (
+                base.with_stat_of(Stat::TotalTime),
+                Id::new(
+                    "rpc.latency",
+                    &[
+                        ("zone", "a"),
+                        ("peer", "b"),
+                        ("result", "ok"),
+                        ("statistic", "totalTime"),
+                    ],
+                ),
+            ),
+            (
+                base.with_bucket(BucketPrefix::Timer, 0x2a),
+                Id::new(
+                    "rpc.latency",
+                    &[
+                        ("percentile", "T002A"),
+                        ("statistic", "percentile"),
+                        ("zone", "a"),
+                        ("peer", "b"),
+                        ("result", "ok"),
+                    ],
+                ),
+            ),
+            (
+                base.with_bucket(BucketPrefix::Summary, 275),
+                Id::new(
+                    "rpc.latency",
+                    &[
+                        ("percentile", "D0113"),
+                        ("statistic", "percentile"),
+                        ("zone", "a"),
+                        ("peer", "b"),
+                        ("result", "ok"),
+                    ],
+                ),
+            ),
+            (base.with_stat("count"), base.with_tag("statistic", "count")),
+        ] {
+            assert_ne!(derived.derived, Derived::default());
+            assert_eq!(stored.derived, Derived::default());
+            assert_eq!(derived, stored);
+            assert_eq!(stored, derived);
+            assert_eq!(h(&derived), h(&stored));
+            assert_eq!(derived.hash_value(), stored.hash_value());
+            assert_eq!(derived.cmp(&stored), Ordering::Equal);
+            assert_eq!(derived.to_string(), stored.to_string());
+            assert_eq!(derived.tags().len(), stored.tag_count());
+            assert_eq!(derived.tag_count(), stored.tag_count());
+            assert_eq!(
+                derived.tags().collect::<Vec<_>>(),
+                stored.tags().collect::<Vec<_>>()
+            );
+            for (k, v) in stored.tags() {
+                assert_eq!(derived.tag(k), Some(v));
+            }
+            // The registry's form stores them; it is still the same id.
+            let kept = derived.stored();
+            assert_eq!(kept.derived, Derived::default());
+            assert_eq!(kept.data.slice, stored.data.slice);
+            assert_eq!(kept.data.header.header, stored.data.header.header);
+            // A derived id shares the allocation: no copy of the strings.
+            assert_eq!(derived.data.ptr(), base.data.ptr());
+        }
+        assert_eq!(
+            base.with_bucket(BucketPrefix::Timer, 7).to_string(),
+            "rpc.latency:peer=b,percentile=T0007,result=ok,statistic=percentile,zone=a"
+        );
+        // Other statistics, other buckets, other bases: not equal.
+        let count = base.with_stat_of(Stat::Count);
+        assert_ne!(count, base.with_stat_of(Stat::Max));
+        assert_ne!(count, base);
+        assert_ne!(
+            base.with_bucket(BucketPrefix::Timer, 1),
+            base.with_bucket(BucketPrefix::Timer, 2)
+        );
+        assert_ne!(
+            base.with_bucket(BucketPrefix::Timer, 1),
+            base.with_bucket(BucketPrefix::Summary, 1)
+        );
+        assert_ne!(
+            count,
+            Id::new("rpc.latency", &[("statistic", "count")]).with_stat_of(Stat::Count)
+        );
+        assert_ne!(h(&count), h(&base.with_stat_of(Stat::Max)));
+    }
+
+    #[test]
+    fn statistics_stored_in_the_id_are_kept_or_replaced() {
+        // A statistic the caller stored: single-statistic meters keep it, the others replace it.
+        let own = Id::new("q", &[("statistic", "gauge"), ("z", "1")]);
+        assert_eq!(
+            own.with_default_stat_of(Stat::Count).tag("statistic"),
+            Some("gauge")
+        );
+        let replaced = own.with_stat_of(Stat::Max);
+        assert_eq!(replaced.to_string(), "q:statistic=max,z=1");
+        assert_eq!(replaced.tag_count(), 2);
+        // The same for a derived statistic, and an unknown one is stored.
+        let derived = Id::new("q", &[]).with_stat_of(Stat::Count);
+        assert_eq!(
+            derived.with_default_stat("max").tag("statistic"),
+            Some("count")
+        );
+        assert_eq!(derived.with_stat("max").to_string(), "q:statistic=max");
+        let unknown = derived.with_stat("p99");
+        assert_eq!(unknown.derived, Derived::default());
+        assert_eq!(unknown.to_string(), "q:statistic=p99");
+        // A stored percentile tag: the bucket id is stored too, still well formed.
+        let pct = Id::new("q", &[("percentile", "mine")]).with_bucket(BucketPrefix::Timer, 3);
+        assert_eq!(pct.to_string(), "q:percentile=T0003,statistic=percentile");
+        // Adding tags to a derived id keeps its derived ones.
+        assert_eq!(
+            derived.with_tag("a", "b").to_string(),
+            "q:a=b,statistic=count"
+        );
+    }
+
+    #[test]
+    fn every_statistic_and_bucket_tag_round_trips() {
+        for stat in Stat::ALL {
+            assert_eq!(Stat::from_name(stat.name()), Some(stat));
+            assert_eq!(stat.op(), Op::from_statistic(Some(stat.name())));
+            let id = Id::new("m", &[("a", "1")]).with_stat_of(stat);
+            assert_eq!(id.tag("statistic"), Some(stat.name()));
+        }
+        for (prefix, letter) in [(BucketPrefix::Timer, 'T'), (BucketPrefix::Summary, 'D')] {
+            for i in 0..BUCKETS {
+                let id = Id::new("m", &[]).with_bucket(prefix, i);
+                assert_eq!(
+                    id.tag("percentile"),
+                    Some(format!("{letter}{i:04X}").as_str())
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Age gauge: seconds since something last happened ("time since last success").
 
-use super::{default_stat_id, push, LineHint, Meter, MeterKind, Poll};
+use super::{push, LineHint, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,12 +70,16 @@ impl AgeGaugeCore {
 }
 
 impl Meter for AgeGaugeCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        AgeGauge::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let Some(set_at) = self.set_at() else {
             return 0;
         };
         let age_ms = poll.now_ms.saturating_sub(set_at);
-        push(out, &ids[0], age_ms as f64 / 1000.0);
+        push(out, id, Stat::Gauge, age_ms as f64 / 1000.0);
         set_at
     }
 
@@ -83,9 +87,12 @@ impl Meter for AgeGaugeCore {
         false
     }
 
-    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+    fn line_hint(&self, id: &Id, poll: &Poll) -> Option<(Id, LineHint)> {
         let since_ms = self.set_at()?.min(poll.now_ms);
-        Some(LineHint::Age { since_ms })
+        Some((
+            id.with_default_stat_of(Stat::Gauge),
+            LineHint::Age { since_ms },
+        ))
     }
 }
 
@@ -100,9 +107,6 @@ impl MeterKind for AgeGauge {
     }
     fn from_core(core: Arc<AgeGaugeCore>) -> AgeGauge {
         AgeGauge { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "gauge")
     }
 }
 

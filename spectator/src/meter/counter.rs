@@ -1,9 +1,9 @@
 //! Counter: how often something happened, reported as the sum added since the last poll.
 
 use super::adder::Adder;
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{push, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::Arc;
 
@@ -44,8 +44,12 @@ impl CounterCore {
 }
 
 impl Meter for CounterCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        poll.updated_if(push(out, &ids[0], self.take()))
+    fn kind(&self) -> &'static str {
+        Counter::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        poll.updated_if(push(out, id, Stat::Count, self.take()))
     }
 }
 
@@ -57,9 +61,6 @@ impl MeterKind for Counter {
     }
     fn from_core(core: Arc<CounterCore>) -> Counter {
         Counter { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "count")
     }
 }
 

@@ -1,9 +1,9 @@
 //! Distribution summary: the sizes of things, reported like a timer but in the unit recorded.
 
-use super::stats::{stat_ids, Extra, Stats, AS_RECORDED};
+use super::stats::{Extra, Stats, AS_RECORDED};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::Arc;
 
@@ -53,8 +53,15 @@ pub(crate) fn accepts(v: f64) -> bool {
 }
 
 impl Meter for SummaryCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        poll.updated_if(self.stats.measure(ids, AS_RECORDED, |_| {}, out))
+    fn kind(&self) -> &'static str {
+        DistributionSummary::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        poll.updated_if(
+            self.stats
+                .measure(id, Stat::TotalAmount, AS_RECORDED, |_| {}, out),
+        )
     }
 }
 
@@ -66,9 +73,6 @@ impl MeterKind for DistributionSummary {
     }
     fn from_core(core: Arc<SummaryCore>) -> DistributionSummary {
         DistributionSummary { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        stat_ids(id, "totalAmount").into_boxed_slice()
     }
 }
 

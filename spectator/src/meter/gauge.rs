@@ -1,9 +1,9 @@
 //! Gauge: the last value of something, reported while it is fresh.
 
 use super::atomic::AtomicF64;
-use super::{default_stat_id, push, LineHint, Meter, MeterKind, Poll};
+use super::{push, LineHint, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -74,7 +74,11 @@ impl GaugeCore {
 }
 
 impl Meter for GaugeCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        Gauge::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let set_at = self.set_at.load(Ordering::Relaxed);
         let ttl = match self.ttl_ms.load(Ordering::Relaxed) {
             REGISTRY_TTL => poll.gauge_ttl_ms,
@@ -83,9 +87,9 @@ impl Meter for GaugeCore {
         if poll.now_ms.saturating_sub(set_at) <= ttl {
             let v = self.value.load();
             if !v.is_nan() {
-                push(out, &ids[0], v);
+                push(out, id, Stat::Gauge, v);
             } else if self.nan_reported_at.swap(set_at, Ordering::Relaxed) != set_at {
-                out.push(Measurement::new(ids[0].clone(), v));
+                out.push(Measurement::new(id.with_default_stat_of(Stat::Gauge), v));
             }
         }
         // A gauge's last update is its last set, whenever the poll happens; one with a TTL
@@ -97,7 +101,7 @@ impl Meter for GaugeCore {
         set_at.saturating_add(ttl.saturating_sub(poll.gauge_ttl_ms))
     }
 
-    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
+    fn line_hint(&self, id: &Id, poll: &Poll) -> Option<(Id, LineHint)> {
         let ttl = self.ttl_ms.load(Ordering::Relaxed);
         if ttl == REGISTRY_TTL {
             return None;
@@ -105,9 +109,10 @@ impl Meter for GaugeCore {
         let set_at = self.set_at.load(Ordering::Relaxed);
         let left_ms = set_at.saturating_add(ttl).saturating_sub(poll.now_ms);
         // spectatord takes whole seconds, at least 1.
-        Some(LineHint::GaugeTtl {
+        let hint = LineHint::GaugeTtl {
             seconds: left_ms.div_ceil(1000).max(1),
-        })
+        };
+        Some((id.with_default_stat_of(Stat::Gauge), hint))
     }
 }
 
@@ -119,9 +124,6 @@ impl MeterKind for Gauge {
     }
     fn from_core(core: Arc<GaugeCore>) -> Gauge {
         Gauge { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "gauge")
     }
 }
 

@@ -1,8 +1,8 @@
 //! Long task timer: how many long-running tasks are in flight, and for how long so far.
 
-use super::{push, Meter, MeterKind, Poll};
+use super::{push_stat, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -102,11 +102,15 @@ impl LongTaskTimerCore {
 }
 
 impl Meter for LongTaskTimerCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        LongTaskTimer::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let (active, total_ns) = self.running(self.clock.monotonic_time());
-        push(out, &ids[0], active as f64);
+        push_stat(out, id, Stat::ActiveTasks, active as f64);
         // Divided, not multiplied by 1e-9: whole seconds stay whole.
-        push(out, &ids[1], total_ns as f64 / 1e9);
+        push_stat(out, id, Stat::Duration, total_ns as f64 / 1e9);
         // Active while a task runs (a running task also holds the meter).
         poll.updated_if(active > 0)
     }
@@ -123,9 +127,6 @@ impl MeterKind for LongTaskTimer {
     }
     fn from_core(core: Arc<LongTaskTimerCore>) -> LongTaskTimer {
         LongTaskTimer { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        Box::new([id.with_stat("activeTasks"), id.with_stat("duration")])
     }
 }
 

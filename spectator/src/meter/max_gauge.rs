@@ -1,9 +1,9 @@
 //! Max gauge: the largest value set during each interval.
 
 use super::atomic::AtomicMaxF64;
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{push, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::Arc;
 
@@ -30,8 +30,12 @@ pub(crate) struct MaxGaugeCore {
 }
 
 impl Meter for MaxGaugeCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        poll.updated_if(push(out, &ids[0], self.max.take()))
+    fn kind(&self) -> &'static str {
+        MaxGauge::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        poll.updated_if(push(out, id, Stat::Max, self.max.take()))
     }
 }
 
@@ -43,9 +47,6 @@ impl MeterKind for MaxGauge {
     }
     fn from_core(core: Arc<MaxGaugeCore>) -> MaxGauge {
         MaxGauge { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "max")
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) use polled::{source as polled_source, PolledGauge, PolledMonotonicCou
 pub use timer::{Stopwatch, Timer};
 
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::{Measurement, Op};
 use std::sync::Arc;
 
@@ -97,10 +97,14 @@ impl Poll {
 ///
 /// Java Spectator's `Meter.measure()`: each kind says what it reports, in its own file.
 pub(crate) trait Meter: Send + Sync + 'static {
-    /// Appends what this meter reports at `poll`, taking the interval's deltas. `ids` are
-    /// the ones [`MeterKind::stat_ids`] made for it. Returns the latest wall time the meter
-    /// is known to have been updated at (0 if unknown), for expiry.
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64;
+    /// Its kind's name ([`MeterKind::KIND`]), for warnings.
+    fn kind(&self) -> &'static str;
+
+    /// Appends what this meter, registered as `id`, reports at `poll`, taking the
+    /// interval's deltas; each measurement's id is `id` with its statistic (see [`push`]).
+    /// Returns the latest wall time the meter is known to have been updated at (0 if
+    /// unknown), for expiry.
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64;
 
     /// Whether the registry may remove this meter once only the registry holds it and it
     /// has been idle for the meter TTL. An age gauge says no: "time since the last success"
@@ -110,9 +114,9 @@ pub(crate) trait Meter: Send + Sync + 'static {
     }
 
     /// How the spectatord output should send this meter's measurement at `poll`, when not as
-    /// the measurement alone says (see [`LineHint`]).
-    fn line_hint(&self, poll: &Poll) -> Option<LineHint> {
-        let _ = poll;
+    /// the measurement alone says (see [`LineHint`]), with the id of that measurement.
+    fn line_hint(&self, id: &Id, poll: &Poll) -> Option<(Id, LineHint)> {
+        let _ = (id, poll);
         None
     }
 }
@@ -136,7 +140,7 @@ pub(crate) struct Step {
     /// returns and the Atlas output sends (an age gauge's `gauge` = its age in seconds).
     pub(crate) measurements: Vec<Measurement>,
     /// For the spectatord output: how to send the measurements of some meters (age gauges,
-    /// gauges with their own TTL), by the id of their measurement (`ids[0]`).
+    /// gauges with their own TTL), by the id of their measurement.
     pub(crate) hints: Vec<(Id, LineHint)>,
 }
 
@@ -151,8 +155,6 @@ pub(crate) trait MeterKind: Sized {
     fn new_core(clock: &Arc<dyn Clock>) -> Self::Core;
     /// A handle on `core`.
     fn from_core(core: Arc<Self::Core>) -> Self;
-    /// The ids this meter reports under, computed once at registration.
-    fn stat_ids(id: &Id) -> Box<[Id]>;
 
     /// A new meter around `core` (from [`MeterKind::new_core`], or made with other settings):
     /// its handle and the registry's view of it.
@@ -167,33 +169,44 @@ pub(crate) trait MeterKind: Sized {
     }
 }
 
-/// Pushes `value` unless the rules say not to send it: never NaN or infinities, and never an
-/// Add of 0 (nothing happened). Returns whether anything was pushed.
-pub(crate) fn push(out: &mut Vec<Measurement>, id: &Id, value: f64) -> bool {
-    if !value.is_finite() {
-        return false;
-    }
-    push_op(out, id, Op::from_statistic(id.tag("statistic")), value)
-}
-
-/// [`push`] for a finite `value` under an id whose op is known (`op` must be the one its
-/// `statistic` tag implies): a poll of timers and summaries skips looking it up four times.
-pub(crate) fn push_op(out: &mut Vec<Measurement>, id: &Id, op: Op, value: f64) -> bool {
-    debug_assert_eq!(op, Op::from_statistic(id.tag("statistic")));
-    if !value.is_finite() || (op == Op::Add && value == 0.0) {
+/// Pushes `value` under `id` with `statistic=stat`, unless `id` has a statistic of its own
+/// (then under `id`, with the op of its statistic): the one measurement of a single-statistic
+/// meter. Nothing is pushed when the rules say not to send it: never NaN or infinities, and
+/// never an Add of 0 (nothing happened). Returns whether anything was pushed.
+pub(crate) fn push(out: &mut Vec<Measurement>, id: &Id, stat: Stat, value: f64) -> bool {
+    let op = match id.tag("statistic") {
+        Some(own) => Op::from_statistic(Some(own)),
+        None => stat.op(),
+    };
+    if !sendable(op, value) {
         return false;
     }
     out.push(Measurement {
-        id: id.clone(),
+        id: id.with_default_stat_of(stat),
         op,
         value,
     });
     true
 }
 
-/// The one id of a single-statistic meter: `id` with `statistic=stat` unless it has one.
-pub(crate) fn default_stat_id(id: &Id, stat: &str) -> Box<[Id]> {
-    Box::new([id.with_default_stat(stat)])
+/// Pushes `value` under `id` with `statistic=stat` (replacing any statistic of its own): one
+/// of the statistics of a timer or summary. Nothing when the rules say not to send it (see
+/// [`push`]).
+pub(crate) fn push_stat(out: &mut Vec<Measurement>, id: &Id, stat: Stat, value: f64) -> bool {
+    if !sendable(stat.op(), value) {
+        return false;
+    }
+    out.push(Measurement {
+        id: id.with_stat_of(stat),
+        op: stat.op(),
+        value,
+    });
+    true
+}
+
+/// Whether `value` may be sent with `op`: finite, and for an Add not 0.
+fn sendable(op: Op, value: f64) -> bool {
+    value.is_finite() && !(op == Op::Add && value == 0.0)
 }
 
 #[cfg(test)]
@@ -207,7 +220,7 @@ mod tests {
             now_ms: 0,
             gauge_ttl_ms: 1,
         };
-        core.measure(&M::stat_ids(id), &poll, &mut out);
+        core.measure(id, &poll, &mut out);
         out.iter()
             .map(|m| format!("{}={}", m.id, m.value))
             .collect()

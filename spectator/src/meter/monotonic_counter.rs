@@ -1,9 +1,9 @@
 //! Monotonic counter: a sampled source that only grows, reported as its increase per poll.
 
 use super::atomic::AtomicF64;
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{push, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::Arc;
 
@@ -88,12 +88,16 @@ pub(crate) struct MonotonicCounterCore {
 }
 
 impl Meter for MonotonicCounterCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        MonotonicCounter::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let sample = self.value.load();
         if sample.is_nan() {
             return 0;
         }
-        poll.updated_if(push(out, &ids[0], self.delta.take(sample)))
+        poll.updated_if(push(out, id, Stat::Count, self.delta.take(sample)))
     }
 }
 
@@ -110,9 +114,6 @@ impl MeterKind for MonotonicCounter {
     }
     fn from_core(core: Arc<MonotonicCounterCore>) -> MonotonicCounter {
         MonotonicCounter { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "count")
     }
 }
 

@@ -2,10 +2,10 @@
 
 use super::distribution_summary::{accepts, SummaryCore};
 use super::percentile_buckets as buckets;
-use super::stats::{percentile_stat_ids, BucketIds, Buckets, AS_RECORDED};
+use super::stats::{Buckets, AS_RECORDED};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{BucketPrefix, Id, Stat};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use std::sync::Arc;
@@ -34,7 +34,6 @@ pub struct PercentileDistributionSummary {
 pub(crate) struct PercentileSummaryCore {
     /// The summary's statistics, with bucket counts in each of its cells.
     pub(crate) summary: SummaryCore<Buckets>,
-    bucket_ids: BucketIds,
     /// Amounts are clamped to `min ..= max` for bucketing.
     min: f64,
     max: f64,
@@ -93,7 +92,6 @@ impl PercentileSummaryCore {
         };
         PercentileSummaryCore {
             summary: SummaryCore::default(),
-            bucket_ids: BucketIds::new('D'),
             min,
             max,
         }
@@ -106,9 +104,19 @@ impl PercentileSummaryCore {
 }
 
 impl Meter for PercentileSummaryCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        PercentileDistributionSummary::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.summary.stats;
-        poll.updated_if(stats.measure_with_buckets(ids, AS_RECORDED, &self.bucket_ids, out))
+        poll.updated_if(stats.measure_with_buckets(
+            id,
+            Stat::TotalAmount,
+            AS_RECORDED,
+            BucketPrefix::Summary,
+            out,
+        ))
     }
 }
 
@@ -120,9 +128,6 @@ impl MeterKind for PercentileDistributionSummary {
     }
     fn from_core(core: Arc<PercentileSummaryCore>) -> PercentileDistributionSummary {
         PercentileDistributionSummary { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        percentile_stat_ids(id, "totalAmount")
     }
 }
 

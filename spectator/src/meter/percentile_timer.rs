@@ -1,11 +1,11 @@
 //! Percentile timer: a timer plus a histogram over Spectator's percentile buckets.
 
 use super::percentile_buckets as buckets;
-use super::stats::{percentile_stat_ids, BucketIds, Buckets, NANOS_TO_SECONDS};
+use super::stats::{Buckets, NANOS_TO_SECONDS};
 use super::timer::{duration_ns, Stopwatch, TimeSink, TimerCore};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{BucketPrefix, Id, Stat};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use std::sync::Arc;
@@ -42,7 +42,6 @@ pub struct PercentileTimer {
 pub(crate) struct PercentileTimerCore {
     /// The timer's statistics, with bucket counts in each of its cells.
     pub(crate) timer: TimerCore<Buckets>,
-    bucket_ids: BucketIds,
     /// Durations are clamped to `min_ns ..= max_ns` for bucketing.
     min_ns: u64,
     max_ns: u64,
@@ -83,7 +82,6 @@ impl PercentileTimerCore {
         let (min_ns, max_ns) = (min_ns.min(max_ns), min_ns.max(max_ns));
         PercentileTimerCore {
             timer: TimerCore::new(clock),
-            bucket_ids: BucketIds::new('T'),
             min_ns,
             max_ns,
         }
@@ -107,9 +105,19 @@ impl TimeSink for PercentileTimerCore {
 }
 
 impl Meter for PercentileTimerCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        PercentileTimer::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let stats = &self.timer.stats;
-        poll.updated_if(stats.measure_with_buckets(ids, NANOS_TO_SECONDS, &self.bucket_ids, out))
+        poll.updated_if(stats.measure_with_buckets(
+            id,
+            Stat::TotalTime,
+            NANOS_TO_SECONDS,
+            BucketPrefix::Timer,
+            out,
+        ))
     }
 }
 
@@ -121,9 +129,6 @@ impl MeterKind for PercentileTimer {
     }
     fn from_core(core: Arc<PercentileTimerCore>) -> PercentileTimer {
         PercentileTimer { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        percentile_stat_ids(id, "totalTime")
     }
 }
 

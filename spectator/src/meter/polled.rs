@@ -5,9 +5,9 @@
 //! the source's last `Arc` is dropped they report nothing, and expire like any idle meter.
 
 use super::monotonic_counter::{is_sample, Delta};
-use super::{default_stat_id, push, Meter, MeterKind, Poll};
+use super::{push, Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::sync::lock;
@@ -68,10 +68,14 @@ pub(crate) struct PolledGaugeCore {
 }
 
 impl Meter for PolledGaugeCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        match self.polled.sample(&ids[0]) {
+    fn kind(&self) -> &'static str {
+        PolledGauge::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        match self.polled.sample(id) {
             Some(v) => {
-                push(out, &ids[0], v);
+                push(out, id, Stat::Gauge, v);
                 poll.now_ms
             }
             None => 0,
@@ -90,9 +94,6 @@ impl MeterKind for PolledGauge {
     fn from_core(core: Arc<PolledGaugeCore>) -> PolledGauge {
         PolledGauge { core }
     }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "gauge")
-    }
 }
 
 /// The registry's handle on a polled monotonic counter.
@@ -106,13 +107,17 @@ pub(crate) struct PolledMonotonicCore {
 }
 
 impl Meter for PolledMonotonicCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        let Some(sample) = self.polled.sample(&ids[0]) else {
+    fn kind(&self) -> &'static str {
+        PolledMonotonicCounter::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        let Some(sample) = self.polled.sample(id) else {
             return 0;
         };
         // Alive: a source whose value did not change is still there.
         if is_sample(sample) {
-            push(out, &ids[0], self.delta.take(sample));
+            push(out, id, Stat::Count, self.delta.take(sample));
         }
         poll.now_ms
     }
@@ -129,8 +134,5 @@ impl MeterKind for PolledMonotonicCounter {
     }
     fn from_core(core: Arc<PolledMonotonicCore>) -> PolledMonotonicCounter {
         PolledMonotonicCounter { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "count")
     }
 }

@@ -27,8 +27,8 @@ use super::adder::STRIPES;
 use super::adder::{home, set_home};
 use super::atomic::{from_ordered, to_ordered};
 use super::percentile_buckets::LENGTH;
-use super::push_op;
-use crate::id::Id;
+use super::push_stat;
+use crate::id::{BucketPrefix, Id, Stat};
 use crate::measurement::{Measurement, Op};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -51,14 +51,6 @@ pub(crate) const AS_RECORDED: Scale = Scale {
     unit: 1.0,
     squared: 1.0,
 };
-
-/// The ids of the four statistics, in the order [`Stats::measure`] reports them.
-pub(crate) fn stat_ids(id: &Id, total: &str) -> Vec<Id> {
-    ["count", total, "totalOfSquares", "max"]
-        .iter()
-        .map(|s| id.with_stat(s))
-        .collect()
-}
 
 /// Per-cell data besides the four statistics: nothing, or percentile buckets.
 pub(crate) trait Extra: Send + Sync + 'static {
@@ -114,57 +106,28 @@ impl Stats<Buckets> {
     }
 
     /// [`Stats::measure`] plus, for each bucket used since the last poll, its count under
-    /// `statistic=percentile, percentile=<prefix><index as 4 hex digits>` (`ids[4]` is the
-    /// id with `statistic=percentile`; `bucket_ids` keeps each bucket's id once made).
+    /// `statistic=percentile, percentile=<prefix><index as 4 hex digits>`.
     pub(crate) fn measure_with_buckets(
         &self,
-        ids: &[Id],
+        id: &Id,
+        total: Stat,
         scale: Scale,
-        bucket_ids: &BucketIds,
+        prefix: BucketPrefix,
         out: &mut Vec<Measurement>,
     ) -> bool {
         let mut counts = [0u64; LENGTH];
-        let active = self.measure(ids, scale, |b| b.take_into(&mut counts), out);
+        let active = self.measure(id, total, scale, |b| b.take_into(&mut counts), out);
         for (i, &c) in counts.iter().enumerate() {
             if c > 0 {
-                push_op(out, bucket_ids.get(&ids[4], i), Op::Add, c as f64);
+                out.push(Measurement {
+                    id: id.with_bucket(prefix, i),
+                    op: Op::Add,
+                    value: c as f64,
+                });
             }
         }
         active
     }
-}
-
-/// The ids of a percentile meter's buckets, each made the first time its bucket is used (a
-/// meter typically uses a few dozen of the 276), then reused at every poll.
-pub(crate) struct BucketIds {
-    /// `T` for timers, `D` for distribution summaries.
-    prefix: char,
-    ids: OnceLock<Box<[OnceLock<Id>]>>,
-}
-
-impl BucketIds {
-    pub(crate) const fn new(prefix: char) -> BucketIds {
-        BucketIds {
-            prefix,
-            ids: OnceLock::new(),
-        }
-    }
-
-    /// The id of bucket `i`: `base` (which has `statistic=percentile`) plus
-    /// `percentile=<prefix><i as 4 hex digits>`.
-    fn get(&self, base: &Id, i: usize) -> &Id {
-        let ids = self
-            .ids
-            .get_or_init(|| (0..LENGTH).map(|_| OnceLock::new()).collect());
-        ids[i].get_or_init(|| base.with_tag("percentile", &format!("{}{i:04X}", self.prefix)))
-    }
-}
-
-/// The ids of a percentile meter: the four statistics, then `statistic=percentile`.
-pub(crate) fn percentile_stat_ids(id: &Id, total: &str) -> Box<[Id]> {
-    let mut ids = stat_ids(id, total);
-    ids.push(id.with_stat("percentile"));
-    ids.into_boxed_slice()
 }
 
 /// One cell: the statistics of the records it took since the last poll.
@@ -414,7 +377,8 @@ impl<X: Extra> Stats<X> {
     /// anything was recorded: an idle meter reports nothing, not even `max`.
     pub(crate) fn measure(
         &self,
-        ids: &[Id],
+        id: &Id,
+        total: Stat,
         scale: Scale,
         extra: impl FnMut(&X),
         out: &mut Vec<Measurement>,
@@ -423,11 +387,10 @@ impl<X: Extra> Stats<X> {
         if t.count == 0 {
             return false;
         }
-        // `stat_ids` always sets these statistics: count and the totals add, max is a max.
-        push_op(out, &ids[0], Op::Add, t.count as f64);
-        push_op(out, &ids[1], Op::Add, t.total * scale.unit);
-        push_op(out, &ids[2], Op::Add, t.total_sq * scale.squared);
-        push_op(out, &ids[3], Op::Max, t.max * scale.unit);
+        push_stat(out, id, Stat::Count, t.count as f64);
+        push_stat(out, id, total, t.total * scale.unit);
+        push_stat(out, id, Stat::TotalOfSquares, t.total_sq * scale.squared);
+        push_stat(out, id, Stat::Max, t.max * scale.unit);
         true
     }
 

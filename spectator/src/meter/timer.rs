@@ -1,9 +1,9 @@
 //! Timer: how long something took, reported as count, total, total of squares and max.
 
-use super::stats::{stat_ids, Extra, Stats, NANOS_TO_SECONDS};
+use super::stats::{Extra, Stats, NANOS_TO_SECONDS};
 use super::{Meter, MeterKind, Poll};
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +62,15 @@ impl<X: Extra> TimerCore<X> {
 }
 
 impl Meter for TimerCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        poll.updated_if(self.stats.measure(ids, NANOS_TO_SECONDS, |_| {}, out))
+    fn kind(&self) -> &'static str {
+        Timer::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        poll.updated_if(
+            self.stats
+                .measure(id, Stat::TotalTime, NANOS_TO_SECONDS, |_| {}, out),
+        )
     }
 }
 
@@ -75,9 +82,6 @@ impl MeterKind for Timer {
     }
     fn from_core(core: Arc<TimerCore>) -> Timer {
         Timer { core }
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        stat_ids(id, "totalTime").into_boxed_slice()
     }
 }
 

@@ -2,9 +2,9 @@
 //! `MonotonicCounter` (the increase since the previous poll is reported).
 
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
-use crate::meter::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::meter::{push, Meter, MeterKind, Poll};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -45,10 +45,14 @@ impl CounterCore {
 }
 
 impl Meter for CounterCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        FacadeCounter::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         let increments = self.increments.swap(0, Ordering::Relaxed);
         let delta = increments as f64 + self.take_absolute() as f64;
-        let pushed = push(out, &ids[0], delta);
+        let pushed = push(out, id, Stat::Count, delta);
         // A counter fed by `absolute` keeps its base: expiring it would lose the next increase.
         if pushed || self.has_absolute.load(Ordering::Relaxed) {
             poll.now_ms
@@ -66,9 +70,6 @@ impl MeterKind for FacadeCounter {
     }
     fn from_core(core: Arc<CounterCore>) -> FacadeCounter {
         FacadeCounter(core)
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "count")
     }
 }
 

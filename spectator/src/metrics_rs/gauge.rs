@@ -2,10 +2,10 @@
 //! holds a value.
 
 use crate::clock::Clock;
-use crate::id::Id;
+use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
 use crate::meter::atomic::AtomicF64;
-use crate::meter::{default_stat_id, push, Meter, MeterKind, Poll};
+use crate::meter::{push, Meter, MeterKind, Poll};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -35,7 +35,11 @@ impl GaugeCore {
 }
 
 impl Meter for GaugeCore {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+    fn kind(&self) -> &'static str {
+        FacadeGauge::KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
         if !self.used.load(Ordering::Relaxed) {
             return 0;
         }
@@ -44,14 +48,14 @@ impl Meter for GaugeCore {
             // Reported once, so that a spectatord output tells spectatord to stop; then the
             // gauge is idle and may expire like any other meter.
             if !self.nan_reported.swap(true, Ordering::Relaxed) {
-                out.push(Measurement::new(ids[0].clone(), v));
+                out.push(Measurement::new(id.with_default_stat_of(Stat::Gauge), v));
             }
             return 0;
         }
         if self.nan_reported.load(Ordering::Relaxed) {
             self.nan_reported.store(false, Ordering::Relaxed);
         }
-        push(out, &ids[0], v);
+        push(out, id, Stat::Gauge, v);
         // The value stands until changed: the gauge stays active, with or without handles.
         poll.now_ms
     }
@@ -65,9 +69,6 @@ impl MeterKind for FacadeGauge {
     }
     fn from_core(core: Arc<GaugeCore>) -> FacadeGauge {
         FacadeGauge(core)
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        default_stat_id(id, "gauge")
     }
 }
 

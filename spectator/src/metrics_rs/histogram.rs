@@ -73,8 +73,12 @@ pub(crate) struct HistogramCore<M, const NS: u64> {
 }
 
 impl<M: Inner, const NS: u64> Meter for HistogramCore<M, NS> {
-    fn measure(&self, ids: &[Id], poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        self.meter.measure(ids, poll, out)
+    fn kind(&self) -> &'static str {
+        M::FACADE_KIND
+    }
+
+    fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
+        self.meter.measure(id, poll, out)
     }
 }
 
@@ -87,9 +91,6 @@ impl<M: Inner, const NS: u64> MeterKind for FacadeHistogram<M, NS> {
     }
     fn from_core(core: Arc<HistogramCore<M, NS>>) -> Self {
         FacadeHistogram(core)
-    }
-    fn stat_ids(id: &Id) -> Box<[Id]> {
-        M::stat_ids(id)
     }
 }
 

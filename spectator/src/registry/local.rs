@@ -109,13 +109,14 @@ fn memo_slot(name: &str, tags: &[(&str, &str)]) -> usize {
     (x.wrapping_mul(K) >> (64 - MEMOS.trailing_zeros())) as usize
 }
 
-/// The live meter for `name` and `tags` (a handle on it), `None` to take the insert path.
+/// The live meter for `name` and `tags` (a handle on it), else the borrowed key the lookup
+/// made (`None` if it made none) for the insert path to build the id from.
 #[inline]
-pub(super) fn find<M: MeterKind>(
+pub(super) fn find<'a, M: MeterKind>(
     registry: &Registry,
-    name: &str,
-    tags: &[(&str, &str)],
-) -> Option<M> {
+    name: &'a str,
+    tags: &'a [(&'a str, &'a str)],
+) -> Result<M, Option<IdRef<'a>>> {
     let inner = &*registry.inner;
     let version = inner.version.load(Ordering::Acquire);
     let found = LOCAL.try_with(|local| {
@@ -125,16 +126,16 @@ pub(super) fn find<M: MeterKind>(
         let local = local.get_or_insert_with(Local::new);
         let slot = memo_slot(name, tags);
         if let Some(m) = memo_hit(registry, local, slot, name, tags) {
-            return Some(Some(m));
+            return Some(Ok(m));
         }
         let key = IdRef::new(name, tags);
         let (held, old) = local.table(inner, version);
         let number = held.number;
-        let Some((key, entry)) = key
-            .as_ref()
-            .and_then(|key| Some((key, held.table.get(key)?)))
-        else {
-            return Some(None);
+        let Some(key) = key else {
+            return Some(Err(None));
+        };
+        let Some(entry) = held.table.get(&key) else {
+            return Some(Err(Some(key)));
         };
         let handle = registry.live_handle(entry);
         let entry: *const Entry = entry;
@@ -147,13 +148,16 @@ pub(super) fn find<M: MeterKind>(
             }
         }
         drop(old);
-        Some(handle)
+        Some(handle.ok_or(Some(key)))
     });
     match found {
         Ok(Some(result)) => result,
         _ => {
-            let key = IdRef::new(name, tags)?;
-            registry.live_handle(inner.table.load().get(&key)?)
+            let key = IdRef::new(name, tags).ok_or(None)?;
+            match inner.table.load().get(&key) {
+                Some(entry) => registry.live_handle(entry).ok_or(Some(key)),
+                None => Err(Some(key)),
+            }
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::id::Id;
+use crate::id::{Id, IdRef};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
@@ -51,12 +51,6 @@ pub(crate) struct Entry {
     /// The concrete type behind `core`, so that a lookup finds its handle with one compare
     /// (no virtual call).
     core_type: TypeId,
-    /// Its kind's name, for warnings.
-    kind: &'static str,
-    /// The ids it reports under, made by the first poll that measures it (`make_ids` of
-    /// `id`): off the registering thread, which is often serving a request.
-    ids: std::sync::OnceLock<Box<[Id]>>,
-    make_ids: fn(&Id) -> Box<[Id]>,
     /// Wall time (ms) of the last poll that found it active.
     last_active: AtomicU64,
     /// Set while a poll decides whether to remove it.
@@ -112,13 +106,6 @@ impl Drop for RegistryInner {
         // Frees the table now if this thread held the last reference (other threads let go
         // of theirs at their next lookup in another registry, or when they exit).
         local::forget(self.uid);
-    }
-}
-
-impl Entry {
-    /// The ids it reports under.
-    fn ids(&self) -> &[Id] {
-        self.ids.get_or_init(|| (self.make_ids)(&self.id))
     }
 }
 
@@ -347,15 +334,16 @@ impl Registry {
 
     pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         match local::find(self, name, tags) {
-            Some(m) => m,
-            None => self.insert(Id::new(name, tags), M::new_core),
+            Ok(m) => m,
+            Err(key) => self.insert(new_id(name, tags, key), M::new_core),
         }
     }
 
     fn meter_with_id<M: MeterKind>(&self, id: &Id) -> M {
         match self.find(id) {
             Some(m) => m,
-            None => self.insert(id.clone(), M::new_core),
+            // The registry keeps every tag in the id's own allocation (what lookups compare).
+            None => self.insert(id.stored(), M::new_core),
         }
     }
 
@@ -367,8 +355,8 @@ impl Registry {
         make: impl FnOnce(&Arc<dyn Clock>) -> M::Core,
     ) -> M {
         match local::find(self, name, tags) {
-            Some(m) => m,
-            None => self.insert(Id::new(name, tags), make),
+            Ok(m) => m,
+            Err(key) => self.insert(new_id(name, tags, key), make),
         }
     }
 
@@ -411,7 +399,7 @@ impl Registry {
     #[cold]
     fn mismatch<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
         warn_limited!(target: "spectator::registry",
-            id = %entry.id, registered = entry.kind, requested = M::KIND,
+            id = %entry.id, registered = entry.core.kind(), requested = M::KIND,
             "id already registered as another meter type; returning a meter that reports nothing");
         Some(M::detached(&self.inner.clock))
     }
@@ -429,7 +417,7 @@ impl Registry {
             }
         };
         let _w = lock(&self.inner.write_lock);
-        let current = self.inner.table.load_full();
+        let current = self.inner.table.load();
         if let Some(entry) = current.get(&id) {
             // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
             if let Some(m) = self.handle(entry) {
@@ -443,13 +431,10 @@ impl Registry {
         check_id(&id);
         let (handle, core) = M::create_from(make(&self.inner.clock));
         let entry = Arc::new(Entry {
-            ids: std::sync::OnceLock::new(),
-            make_ids: M::stat_ids,
             id,
             core,
             core_type: TypeId::of::<M::Core>(),
-            kind: M::KIND,
-            last_active: AtomicU64::new(self.inner.clock.wall_time()),
+            last_active: AtomicU64::new(self.inner.clock.coarse_wall_time()),
             retired: AtomicBool::new(false),
         });
         if current.has_room() {
@@ -537,9 +522,9 @@ impl Registry {
         let mut hints = Vec::new();
         let mut idle = Vec::new();
         for entry in table.entries() {
-            let updated = entry.core.measure(entry.ids(), &poll, &mut out);
-            if let Some(hint) = entry.core.line_hint(&poll) {
-                hints.push((entry.ids()[0].clone(), hint));
+            let updated = entry.core.measure(&entry.id, &poll, &mut out);
+            if let Some(hint) = entry.core.line_hint(&entry.id, &poll) {
+                hints.push(hint);
             }
             // Only polls (serialised above) move it: a plain load and store, no locked RMW.
             if updated > entry.last_active.load(Ordering::Relaxed) {
@@ -659,7 +644,7 @@ impl Registry {
         }
         let removed = try_retire_all(&candidates, |e| &e.retired, |e| is_expired(e, now, ttl));
         for entry in &removed {
-            entry.core.measure(entry.ids(), poll, out);
+            entry.core.measure(&entry.id, poll, out);
         }
         if removed.is_empty() {
             return;
@@ -692,6 +677,16 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
     Arc::strong_count(&entry.core) == 1
         && entry.core.expires()
         && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
+}
+
+/// The id of `name` and `tags`, from the key a lookup that missed made when it made one
+/// (its tags already sorted and hashed).
+#[cold]
+fn new_id(name: &str, tags: &[(&str, &str)], key: Option<IdRef<'_>>) -> Id {
+    match key {
+        Some(key) => key.to_id(),
+        None => Id::new(name, tags),
+    }
 }
 
 /// Warns (rate-limited) about ids the aggregator would reject or that will be changed on
