@@ -48,6 +48,7 @@ pub use timer::{Stopwatch, Timer};
 use crate::clock::Clock;
 use crate::id::{Id, Stat};
 use crate::measurement::{Measurement, Op};
+use std::any::TypeId;
 use std::sync::Arc;
 
 /// Every registry-created meter kind, once: handle type, accessor, accessor by id, and the
@@ -99,6 +100,11 @@ impl Poll {
 pub(crate) trait Meter: Send + Sync + 'static {
     /// Its kind's name ([`MeterKind::KIND`]), for warnings.
     fn kind(&self) -> &'static str;
+
+    /// Its concrete type, for the registry to check before it hands out a typed handle.
+    fn core_type(&self) -> TypeId {
+        TypeId::of::<Self>()
+    }
 
     /// Appends what this meter, registered as `id`, reports at `poll`, taking the
     /// interval's deltas; each measurement's id is `id` with its statistic (see [`push`]).

@@ -18,9 +18,11 @@
 //! thread still holds that table (each reference the thread takes gets a number, never reused
 //! on the thread).
 
-use super::{Entry, Registry, RegistryInner, Table};
+use super::{typed_handle, Entry, Registry, RegistryInner, Table};
 use crate::id::IdRef;
 use crate::meter::MeterKind;
+use crate::sync::retire::handle_is_live;
+use std::any::TypeId;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ struct Memo {
     /// The number of the held table `entry` is in (0: empty slot).
     held: u64,
     entry: *const Entry,
+    /// The type of the entry's core, read when the memo was filled: a hit checks the type
+    /// it is asked for against this copy instead of asking the core (a virtual call), and
+    /// entries need not store it.
+    core_type: TypeId,
     /// The caller's tag indexes in the id's (key) order.
     order: [u8; MEMO_TAGS],
 }
@@ -63,6 +69,7 @@ impl Local {
                 Memo {
                     held: 0,
                     entry: std::ptr::null(),
+                    core_type: TypeId::of::<()>(),
                     order: [0; MEMO_TAGS],
                 }
             }; MEMOS],
@@ -144,6 +151,8 @@ pub(super) fn find<'a, M: MeterKind>(
                 let memo = &mut local.memos[slot];
                 memo.held = number;
                 memo.entry = entry;
+                // SAFETY: `entry` is in the held table, alive while `local` is borrowed.
+                memo.core_type = unsafe { &*entry }.core.core_type();
                 memo.order[..order.len()].copy_from_slice(order);
             }
         }
@@ -184,7 +193,14 @@ fn memo_hit<M: MeterKind>(
     if !entry.id.is_in_order(name, tags, order) {
         return None;
     }
-    registry.live_handle(entry)
+    if memo.core_type != TypeId::of::<M::Core>() {
+        return registry.live_handle(entry); // another kind: the registry's warning path
+    }
+    // SAFETY: `memo.core_type` is the type of the entry's core (an entry's core never
+    // changes), and it is `M::Core`.
+    let handle = unsafe { typed_handle::<M>(entry) };
+    // As in `Registry::live_handle`: drop the handle if the meter is being removed.
+    handle_is_live(&entry.retired).then_some(handle)
 }
 
 /// `f` of the registry's current table (or one that was current during this call).

@@ -48,9 +48,6 @@ pub(crate) struct Entry {
     /// The id it is registered under.
     id: Id,
     core: Arc<dyn Meter>,
-    /// The concrete type behind `core`, so that a lookup finds its handle with one compare
-    /// (no virtual call).
-    core_type: TypeId,
     /// Wall time (ms) of the last poll that found it active.
     last_active: AtomicU64,
     /// Set while a poll decides whether to remove it.
@@ -386,12 +383,9 @@ impl Registry {
     /// A handle of the requested kind, or a detached one when the id has another kind.
     #[inline]
     fn handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
-        if entry.core_type == TypeId::of::<M::Core>() {
-            let raw = Arc::into_raw(Arc::clone(&entry.core)).cast::<M::Core>();
-            // SAFETY: `core_type` is the type of the value behind `core`, recorded when the
-            // entry was made from an `Arc<M::Core>`: this is the cast `Arc::downcast` makes
-            // after the same check, without its virtual `type_id` call.
-            return Some(M::from_core(unsafe { Arc::from_raw(raw) }));
+        if entry.core.core_type() == TypeId::of::<M::Core>() {
+            // SAFETY: just checked.
+            return Some(unsafe { typed_handle(entry) });
         }
         self.mismatch(entry)
     }
@@ -430,10 +424,9 @@ impl Registry {
         }
         check_id(&id);
         let (handle, core) = M::create_from(make(&self.inner.clock));
-        let entry = Arc::new(Entry {
+        let entry = triomphe::Arc::new(Entry {
             id,
             core,
-            core_type: TypeId::of::<M::Core>(),
             last_active: AtomicU64::new(self.inner.clock.coarse_wall_time()),
             retired: AtomicBool::new(false),
         });
@@ -677,6 +670,19 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
     Arc::strong_count(&entry.core) == 1
         && entry.core.expires()
         && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
+}
+
+/// A handle on `entry`'s core as an `M`.
+///
+/// # Safety
+/// `entry.core` must be an `M::Core` (its `core_type()` was `TypeId::of::<M::Core>()`; an
+/// entry's core never changes).
+#[inline]
+pub(super) unsafe fn typed_handle<M: MeterKind>(entry: &Entry) -> M {
+    let raw = Arc::into_raw(Arc::clone(&entry.core)).cast::<M::Core>();
+    // SAFETY: the value behind `core` is an `M::Core` (the caller's contract): this is the
+    // cast `Arc::downcast` makes after the same check.
+    M::from_core(unsafe { Arc::from_raw(raw) })
 }
 
 /// The id of `name` and `tags`, from the key a lookup that missed made when it made one

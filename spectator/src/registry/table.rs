@@ -13,10 +13,11 @@ use crate::id::{Id, PassThroughBuilder};
 use hashbrown::Equivalent;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Arc;
+use triomphe::Arc;
 
 pub(super) struct Table {
-    /// Null: empty. A non-null slot owns one reference to its entry (`Arc::into_raw`), and
+    /// Null: empty. A non-null slot owns one reference to its entry (`Arc::into_raw`; an `Arc`
+    /// without a weak count, which entries never need), and
     /// is never changed again (tables only grow by being replaced).
     slots: Box<[AtomicPtr<Entry>]>,
     /// Entries stored; written under the write lock only.
@@ -107,10 +108,8 @@ impl Table {
                 if keep(entry) {
                     // SAFETY: `p` came from `Arc::into_raw` and this table still owns its
                     // reference; the new table takes one of its own.
-                    table.put(unsafe {
-                        Arc::increment_strong_count(p);
-                        Arc::from_raw(p)
-                    });
+                    let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+                    table.put(Arc::clone(&held));
                 }
             }
         }
