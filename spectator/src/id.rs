@@ -33,6 +33,10 @@ pub struct Id {
     /// kept as codes beside the shared allocation instead of in a copy of it: a meter's
     /// reporting id costs a reference count, not an allocation of its own.
     derived: Derived,
+    /// The low 32 bits of [`hash_value`](Id::hash_value), beside the pointer (where `Id`
+    /// would have padding): the registry's table places and tells ids apart by it without
+    /// reading their allocation.
+    short_hash: u32,
 }
 
 /// Bytes before the end offsets: the tag count.
@@ -252,6 +256,7 @@ impl Id {
         Id {
             data,
             derived: Derived::default(),
+            short_hash: finish(acc) as u32,
         }
     }
 
@@ -398,10 +403,7 @@ impl Id {
         if self.stored_tag(STAT_KEY).is_some() {
             return self.with_tag(STAT_KEY, stat.name());
         }
-        Id {
-            data: self.data.clone(),
-            derived: self.derived.with_stat(stat),
-        }
+        Id::derived(&self.data, self.derived.with_stat(stat))
     }
 
     /// [`with_stat_of`](Id::with_stat_of) unless the id already has a statistic.
@@ -423,13 +425,24 @@ impl Id {
                 (PERCENTILE_KEY, bucket.bucket_tag().unwrap_or_default()),
             ]);
         }
+        let derived = self.derived.with_stat(Stat::Percentile);
+        Id::derived(&self.data, derived.with_bucket(prefix, index))
+    }
+
+    /// The id of `data`'s name and tags with the `derived` ones.
+    fn derived(data: &ThinArc<u64, u8>, derived: Derived) -> Id {
+        let acc = data.header.header.wrapping_add(derived.acc());
         Id {
-            data: self.data.clone(),
-            derived: self
-                .derived
-                .with_stat(Stat::Percentile)
-                .with_bucket(prefix, index),
+            data: data.clone(),
+            derived,
+            short_hash: finish(acc) as u32,
         }
+    }
+
+    /// The low 32 bits of its hash, read without touching its allocation.
+    #[inline]
+    pub(crate) fn short_hash(&self) -> u32 {
+        self.short_hash
     }
 
     /// This id with every tag stored in its own allocation: the form the registry keeps.
@@ -545,6 +558,9 @@ fn sorted_unique<'a, R>(
 
 impl PartialEq for Id {
     fn eq(&self, other: &Id) -> bool {
+        if self.short_hash != other.short_hash {
+            return false; // equal ids have equal hashes
+        }
         if self.derived == other.derived {
             return self.data.ptr() == other.data.ptr()
                 || (self.data.header.header == other.data.header.header
@@ -721,10 +737,33 @@ impl Hash for IdRef<'_> {
     }
 }
 
+/// A key the registry's table can look up: its hash's low 32 bits, and whether it is an id.
+pub(crate) trait TableKey: hashbrown::Equivalent<Id> {
+    fn short_hash(&self) -> u32;
+}
+
+impl TableKey for Id {
+    #[inline]
+    fn short_hash(&self) -> u32 {
+        self.short_hash
+    }
+}
+
+impl TableKey for IdRef<'_> {
+    #[inline]
+    fn short_hash(&self) -> u32 {
+        self.hash as u32
+    }
+}
+
 impl hashbrown::Equivalent<Id> for IdRef<'_> {
     #[inline]
     fn equivalent(&self, id: &Id) -> bool {
-        if self.hash != id.hash_value() || self.tags.len() != id.tag_count() {
+        // The short hash first: it is in the id itself, the rest behind its pointer.
+        if self.hash as u32 != id.short_hash
+            || self.hash != id.hash_value()
+            || self.tags.len() != id.tag_count()
+        {
             return false;
         }
         if let (Some(order), true) = (self.order(), id.derived == Derived::default()) {

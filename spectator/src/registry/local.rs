@@ -116,14 +116,32 @@ fn memo_slot(name: &str, tags: &[(&str, &str)]) -> usize {
     (x.wrapping_mul(K) >> (64 - MEMOS.trailing_zeros())) as usize
 }
 
-/// The live meter for `name` and `tags` (a handle on it), else the borrowed key the lookup
-/// made (`None` if it made none) for the insert path to build the id from.
+/// What a lookup that found no live meter learnt, for the insert path.
+pub(super) struct Missed<'a> {
+    /// The borrowed key it made (`None` if it made none), to build the id from.
+    pub(super) key: Option<IdRef<'a>>,
+    /// When the id was not in the table: the registry's version and the table's length
+    /// before the probe. If both are unchanged under the write lock, no meter was inserted
+    /// since, and the insert need not probe again.
+    pub(super) absent_at: Option<(u64, usize)>,
+}
+
+impl<'a> Missed<'a> {
+    fn key(key: Option<IdRef<'a>>) -> Missed<'a> {
+        Missed {
+            key,
+            absent_at: None,
+        }
+    }
+}
+
+/// The live meter for `name` and `tags` (a handle on it), else what the lookup learnt.
 #[inline]
 pub(super) fn find<'a, M: MeterKind>(
     registry: &Registry,
     name: &'a str,
     tags: &'a [(&'a str, &'a str)],
-) -> Result<M, Option<IdRef<'a>>> {
+) -> Result<M, Missed<'a>> {
     let inner = &*registry.inner;
     let version = inner.version.load(Ordering::Acquire);
     let found = LOCAL.try_with(|local| {
@@ -139,10 +157,16 @@ pub(super) fn find<'a, M: MeterKind>(
         let (held, old) = local.table(inner, version);
         let number = held.number;
         let Some(key) = key else {
-            return Some(Err(None));
+            return Some(Err(Missed::key(None)));
         };
+        // Acquire: pairs with the release of `put`'s count, so that the probe sees every
+        // entry counted here.
+        let len = held.table.len_acquire();
         let Some(entry) = held.table.get(&key) else {
-            return Some(Err(Some(key)));
+            return Some(Err(Missed {
+                key: Some(key),
+                absent_at: Some((version, len)),
+            }));
         };
         let handle = registry.live_handle(entry);
         let entry: *const Entry = entry;
@@ -157,15 +181,15 @@ pub(super) fn find<'a, M: MeterKind>(
             }
         }
         drop(old);
-        Some(handle.ok_or(Some(key)))
+        Some(handle.ok_or(Missed::key(Some(key))))
     });
     match found {
         Ok(Some(result)) => result,
         _ => {
-            let key = IdRef::new(name, tags).ok_or(None)?;
+            let key = IdRef::new(name, tags).ok_or(Missed::key(None))?;
             match inner.table.load().get(&key) {
-                Some(entry) => registry.live_handle(entry).ok_or(Some(key)),
-                None => Err(Some(key)),
+                Some(entry) => registry.live_handle(entry).ok_or(Missed::key(Some(key))),
+                None => Err(Missed::key(Some(key))),
             }
         }
     }
@@ -221,7 +245,8 @@ pub(super) fn with_table<R>(inner: &RegistryInner, mut f: impl FnMut(&Table) -> 
     }
 }
 
-/// Lets go of this thread's reference to the table of registry `uid` (being dropped).
+/// Lets go of this thread's reference to the table of registry `uid` (being dropped, or
+/// growing: see `Table::grow`).
 pub(super) fn forget(uid: u64) {
     let _ = LOCAL.try_with(|local| {
         let held = {

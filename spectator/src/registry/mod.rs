@@ -19,7 +19,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::id::{Id, IdRef};
+use crate::id::{Id, IdRef, TableKey};
 use crate::log::warn_limited;
 use crate::measurement::Measurement;
 use crate::meter::{
@@ -32,9 +32,7 @@ use crate::publish::{Connection, LoopPlace, Outlet, PublishError, PublishReport,
 use crate::sync::retire::{handle_is_live, try_retire_all};
 use crate::sync::{lock, AtomicBool};
 use arc_swap::ArcSwap;
-use hashbrown::Equivalent;
 use std::any::TypeId;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,7 +80,8 @@ pub(crate) struct RegistryInner {
     /// This registry's number, unique in the process (keys the threads' copies).
     uid: u64,
     /// Serialises inserts and removals (never taken by a lookup that finds its meter).
-    write_lock: Mutex<()>,
+    /// Holds the current table too, so that a writer reads it without `ArcSwap::load`.
+    write_lock: Mutex<Arc<Table>>,
     /// Serialises polls: each meter's interval is handed to one poll. Holds the number of
     /// measurements the last poll took, to size the next one's vector once.
     poll_lock: Mutex<usize>,
@@ -332,7 +331,11 @@ impl Registry {
     pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
         match local::find(self, name, tags) {
             Ok(m) => m,
-            Err(key) => self.insert(new_id(name, tags, key), M::new_core),
+            Err(missed) => self.insert(
+                new_id(name, tags, missed.key),
+                missed.absent_at,
+                M::new_core,
+            ),
         }
     }
 
@@ -340,7 +343,7 @@ impl Registry {
         match self.find(id) {
             Some(m) => m,
             // The registry keeps every tag in the id's own allocation (what lookups compare).
-            None => self.insert(id.stored(), M::new_core),
+            None => self.insert(id.stored(), None, M::new_core),
         }
     }
 
@@ -353,13 +356,13 @@ impl Registry {
     ) -> M {
         match local::find(self, name, tags) {
             Ok(m) => m,
-            Err(key) => self.insert(new_id(name, tags, key), make),
+            Err(missed) => self.insert(new_id(name, tags, missed.key), missed.absent_at, make),
         }
     }
 
     /// The lock-free path: a handle on an existing meter, `None` to take the insert path.
     #[inline]
-    fn find<M: MeterKind, Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<M> {
+    fn find<M: MeterKind, Q: TableKey + ?Sized>(&self, key: &Q) -> Option<M> {
         local::with_table(&self.inner, |table| self.live_handle(table.get(key)?))
     }
 
@@ -374,9 +377,11 @@ impl Registry {
         handle_is_live(&entry.retired).then_some(handle)
     }
 
-    /// Makes `table` the current table; lookups see it from their next call.
-    fn replace_table(&self, table: Table) {
-        self.inner.table.store(Arc::new(table));
+    /// Makes `table` the current table; lookups see it from their next call. `writer` is
+    /// the write lock's guard.
+    fn replace_table(&self, writer: &mut Arc<Table>, table: Table) {
+        *writer = Arc::new(table);
+        self.inner.table.store(Arc::clone(writer));
         self.inner.version.fetch_add(1, Ordering::Release);
     }
 
@@ -387,42 +392,60 @@ impl Registry {
             // SAFETY: just checked.
             return Some(unsafe { typed_handle(entry) });
         }
-        self.mismatch(entry)
+        Some(self.mismatch(&entry.id, entry.core.kind()))
     }
 
     #[cold]
-    fn mismatch<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
+    fn mismatch<M: MeterKind>(&self, id: &Id, registered: &'static str) -> M {
         warn_limited!(target: "spectator::registry",
-            id = %entry.id, registered = entry.core.kind(), requested = M::KIND,
+            %id, registered, requested = M::KIND,
             "id already registered as another meter type; returning a meter that reports nothing");
-        Some(M::detached(&self.inner.clock))
+        M::detached(&self.inner.clock)
     }
 
+    /// Registers a meter for `id` (unless one was registered meanwhile). `absent_at`: the
+    /// registry's version and the table's length when a lookup found `id` absent (see
+    /// `local::Missed`).
     #[cold]
-    fn insert<M: MeterKind>(&self, id: Id, make: impl FnOnce(&Arc<dyn Clock>) -> M::Core) -> M {
-        let id = match self.limit_tags(id) {
-            Ok(id) => id,
+    fn insert<M: MeterKind>(
+        &self,
+        id: Id,
+        absent_at: Option<(u64, usize)>,
+        make: impl FnOnce(&Arc<dyn Clock>) -> M::Core,
+    ) -> M {
+        let (id, mut absent_at) = match self.limit_tags(id) {
+            Ok(id) => (id, absent_at),
             Err(limited) => {
                 // A tag value past its limit: the meter is the `--others--` one.
                 if let Some(m) = self.find(&limited) {
                     return m;
                 }
-                limited
+                (limited, None)
             }
         };
-        let _w = lock(&self.inner.write_lock);
-        let current = self.inner.table.load();
-        if let Some(entry) = current.get(&id) {
-            // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
-            if let Some(m) = self.handle(entry) {
-                return m;
-            }
+        // Before the lock: a warning may reach a log subscriber that records a metric into
+        // this registry (its insert takes the lock too).
+        check_id(&id);
+        let mut writer = lock(&self.inner.write_lock);
+        // The version changes with each replaced table, the length with each insert (both
+        // under this lock): unchanged, the lookup's probe of this very table still holds.
+        if absent_at != Some((self.inner.version.load(Ordering::Relaxed), writer.len())) {
+            absent_at = None;
         }
-        if current.len() >= self.inner.config.max_meters && !id.name().starts_with("spectator.") {
-            drop(_w);
+        if let Some(entry) = absent_at.is_none().then(|| writer.get(&id)).flatten() {
+            // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
+            if entry.core.core_type() == TypeId::of::<M::Core>() {
+                // SAFETY: just checked.
+                return unsafe { typed_handle(entry) };
+            }
+            let (id, registered) = (entry.id.clone(), entry.core.kind());
+            drop(writer); // warned without the lock, as above
+            return self.mismatch(&id, registered);
+        }
+        if writer.len() >= self.inner.config.max_meters && !id.name().starts_with("spectator.") {
+            drop(writer);
             return self.refuse(&id);
         }
-        check_id(&id);
         let (handle, core) = M::create_from(make(&self.inner.clock));
         let entry = triomphe::Arc::new(Entry {
             id,
@@ -430,14 +453,26 @@ impl Registry {
             last_active: AtomicU64::new(self.inner.clock.coarse_wall_time()),
             retired: AtomicBool::new(false),
         });
-        if current.has_room() {
-            current.put(entry);
+        if writer.has_room() {
+            writer.put(entry);
         } else {
-            let grown = current.rebuilt(1, |_| true);
-            grown.put(entry);
-            self.replace_table(grown);
+            self.grow(&mut writer);
+            writer.put(entry);
         }
         handle
+    }
+
+    /// Replaces the current table by one twice the size. `writer` is the write lock's guard.
+    #[cold]
+    fn grow(&self, writer: &mut Arc<Table>) {
+        Table::grow(
+            writer,
+            |table| {
+                self.inner.table.store(Arc::clone(table));
+                self.inner.version.fetch_add(1, Ordering::Release);
+            },
+            || local::forget(self.inner.uid),
+        );
     }
 
     /// `Ok(id)` when no tag value of `id` is past its limit (the value is then kept if it is
@@ -625,8 +660,8 @@ impl Registry {
     /// once more (into `out`): nothing can write to it after that.
     fn retire(&self, ids: &[Id], poll: &Poll, ttl: u64, out: &mut Vec<Measurement>) {
         let now = poll.now_ms;
-        let _w = lock(&self.inner.write_lock);
-        let current = self.inner.table.load_full();
+        let mut writer = lock(&self.inner.write_lock);
+        let current = Arc::clone(&writer);
         let candidates: Vec<&Entry> = ids
             .iter()
             .filter_map(|id| current.get(id))
@@ -644,7 +679,7 @@ impl Registry {
         }
         let removed = removed.len();
         let kept = current.rebuilt(0, |e| !e.retired.load(Ordering::Relaxed));
-        self.replace_table(kept);
+        self.replace_table(&mut writer, kept);
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
     }
 }
@@ -831,18 +866,19 @@ impl RegistryBuilder {
     /// [`Registry::start`] (and logged by [`Registry::publish`]); recording works regardless.
     pub fn build(self) -> Registry {
         crate::sync::barrier::init();
+        let table = Arc::new(Table::default());
         Registry {
             inner: Arc::new(RegistryInner {
                 outlet: Outlet::new(&self.config),
                 config: self.config,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                table: ArcSwap::from_pointee(Table::default()),
+                table: ArcSwap::new(Arc::clone(&table)),
                 version: AtomicU64::new(0),
                 uid: {
                     static NEXT_UID: AtomicU64 = AtomicU64::new(0);
                     NEXT_UID.fetch_add(1, Ordering::Relaxed)
                 },
-                write_lock: Mutex::new(()),
+                write_lock: Mutex::new(Arc::clone(&table)),
                 poll_lock: Mutex::new(0),
                 refused: std::sync::OnceLock::new(),
                 limits: self.limits,

@@ -7,11 +7,13 @@
 //! map per insert costs O(log n) copies). A reader that still holds the replaced table sees
 //! no later inserts and finds them through the insert path, which checks the current table
 //! under the write lock. Removal (at a poll) builds a new table of the survivors.
+//!
+//! Growing moves the entries' references instead of copying them when nothing else holds
+//! the old table (see [`Table::grown`]): a registration burst on one thread then touches each
+//! entry once per doubling, not three times (read, count up, and later count down).
 
 use super::Entry;
-use crate::id::{Id, PassThroughBuilder};
-use hashbrown::Equivalent;
-use std::hash::{BuildHasher, Hash};
+use crate::id::TableKey;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use triomphe::Arc;
 
@@ -47,16 +49,23 @@ impl Table {
         self.len.load(Ordering::Relaxed)
     }
 
-    fn start(&self, hash: u64) -> usize {
-        // Ids hash to well-mixed 64-bit values: the low bits choose the slot.
-        hash as usize & (self.slots.len() - 1)
+    /// [`len`](Table::len), and every entry it counts is visible to a later `get` on this
+    /// thread.
+    pub(super) fn len_acquire(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn start(&self, short_hash: u32) -> usize {
+        // Ids hash to well-mixed values: the low bits choose the slot (read from the id
+        // itself, so that placing an entry does not read its id's allocation).
+        short_hash as usize & (self.slots.len() - 1)
     }
 
     /// The entry whose id is `key`.
     #[inline]
-    pub(super) fn get<Q: Hash + Equivalent<Id> + ?Sized>(&self, key: &Q) -> Option<&Entry> {
+    pub(super) fn get<Q: TableKey + ?Sized>(&self, key: &Q) -> Option<&Entry> {
         let mask = self.slots.len() - 1;
-        let mut i = self.start(PassThroughBuilder.hash_one(key));
+        let mut i = self.start(key.short_hash());
         loop {
             let p = self.slots[i].load(Ordering::Acquire);
             if p.is_null() {
@@ -89,13 +98,66 @@ impl Table {
     /// Stores `entry` (its id must not be in the table). Callers hold the registry's write
     /// lock and checked `has_room`.
     pub(super) fn put(&self, entry: Arc<Entry>) {
+        // Release (in `place`): a lookup that reads the count sees the entry (see
+        // `len_acquire`).
+        self.place(Arc::into_raw(entry).cast_mut());
+    }
+
+    /// Replaces `current` (the write lock's copy) by a table twice the size with the same
+    /// entries. `publish` makes the new table current for readers (after it, nothing new
+    /// can take a reference to the old one); `release_own` lets go of this thread's own
+    /// reference to the old one. Then, if nothing else holds the old table, the new one takes
+    /// its entries' references over; otherwise each entry is counted once more. Callers hold
+    /// the write lock (so no entry is removed meanwhile).
+    pub(super) fn grow(
+        current: &mut std::sync::Arc<Table>,
+        publish: impl FnOnce(&std::sync::Arc<Table>),
+        release_own: impl FnOnce(),
+    ) {
+        let table = Table::with_room(current.len() + 1);
+        for s in current.slots.iter() {
+            let p = s.load(Ordering::Acquire);
+            if !p.is_null() {
+                // Not counted yet: until the match below, the old table's references keep
+                // these entries alive (`old` is held here), and no entry can be removed.
+                table.place(p);
+            }
+        }
+        let mut old = std::mem::replace(current, std::sync::Arc::new(table));
+        publish(current);
+        release_own();
+        match std::sync::Arc::get_mut(&mut old) {
+            // Nothing else can read the old table: its references are the new table's now.
+            Some(unshared) => {
+                for s in unshared.slots.iter_mut() {
+                    *s.get_mut() = std::ptr::null_mut();
+                }
+            }
+            // Readers still hold the old table: the new one takes references of its own.
+            None => {
+                for s in current.slots.iter() {
+                    let p = s.load(Ordering::Relaxed);
+                    if !p.is_null() {
+                        // SAFETY: `p` came from `Arc::into_raw` and is kept alive by the old
+                        // table's reference; this adds one for the new table.
+                        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+                        std::mem::forget(Arc::clone(&held));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores an entry pointer that carries its own reference (see `put`).
+    fn place(&self, p: *mut Entry) {
         let mask = self.slots.len() - 1;
-        let mut i = self.start(entry.id.hash_value());
+        // SAFETY: `p` is a live entry: its reference moves into this table.
+        let mut i = self.start(unsafe { &*p }.id.short_hash());
         while !self.slots[i].load(Ordering::Relaxed).is_null() {
             i = (i + 1) & mask;
         }
-        self.slots[i].store(Arc::into_raw(entry).cast_mut(), Ordering::Release);
-        self.len.fetch_add(1, Ordering::Relaxed);
+        self.slots[i].store(p, Ordering::Release);
+        self.len.fetch_add(1, Ordering::Release);
     }
 
     /// A new table of the entries `keep` accepts, with room for `extra` more.
