@@ -198,12 +198,24 @@ impl Derived {
         (tags, n)
     }
 
-    /// Its part of an id's hash accumulator.
+    /// Its part of an id's hash accumulator (each poll derives an id per measurement: the
+    /// parts of the few possible tags are computed once).
     fn acc(self) -> u64 {
-        let (tags, n) = self.tags();
-        tags[..n]
-            .iter()
-            .fold(0u64, |acc, &(k, v)| acc.wrapping_add(pair_acc(k, v)))
+        static PARTS: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
+        let parts = PARTS.get_or_init(|| {
+            // Statistic codes 0..16 (0: none), then one plus each bucket tag's index.
+            let stats = (0..16u32)
+                .map(|code| Stat::from_code(code).map_or(0, |s| pair_acc(STAT_KEY, s.name())));
+            let buckets = (0..=BUCKET_TAGS.len()).map(|k| {
+                Derived((k as u32) << 4)
+                    .bucket_tag()
+                    .map_or(0, |b| pair_acc(PERCENTILE_KEY, b))
+            });
+            stats.chain(buckets).collect()
+        });
+        let stat = parts.get((self.0 & 15) as usize).copied().unwrap_or(0);
+        let bucket = parts.get(16 + (self.0 >> 4) as usize).copied().unwrap_or(0);
+        stat.wrapping_add(bucket)
     }
 }
 

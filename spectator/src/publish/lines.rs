@@ -128,7 +128,9 @@ impl PrefixCache {
     /// first.
     fn find(&mut self, id: &Id, expected: usize) -> Option<usize> {
         if let Some(e) = self.entries.get(expected) {
-            if e.id.hash_value() == id.hash_value() && e.id == *id {
+            // `==` compares the hashes kept in the ids first: no read of their strings when
+            // they differ, and a pointer compare when they share their allocation.
+            if e.id == *id {
                 return Some(expected);
             }
         }
