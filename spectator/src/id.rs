@@ -3,6 +3,11 @@
 //! Tags are kept sorted by key, one value per key (the last one given wins), so two ids built
 //! from the same tags in any order are equal. The id keeps the strings as given; the publisher
 //! [sanitises](crate::rules::sanitize) them to the Atlas character set on the wire.
+//!
+//! The ids a meter reports under (its id plus `statistic=count`, or plus `statistic=percentile`
+//! and `percentile=T0042`) share the meter id's allocation and carry the added tags as small
+//! codes, so a meter stores none of them and a poll makes each with one reference count
+//! increment. They read, compare and hash exactly like ids with the same tags stored.
 
 use crate::measurement::Op;
 use std::cmp::Ordering;
@@ -485,6 +490,13 @@ impl Id {
 }
 
 /// The tags of an [`Id`], sorted by key (see [`Id::tags`]).
+///
+/// ```
+/// let id = spectator::Id::new("m", &[("zone", "a"), ("app", "b")]).with_stat("count");
+/// let tags: Vec<_> = id.tags().collect();
+/// assert_eq!(tags, [("app", "b"), ("statistic", "count"), ("zone", "a")]);
+/// assert_eq!(id.tags().len(), 3);
+/// ```
 #[derive(Clone)]
 pub struct Tags<'a> {
     id: &'a Id,

@@ -270,7 +270,7 @@ mod loom_tests;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};
 pub use global::{global, stop_global};
-pub use id::Id;
+pub use id::{Id, Tags};
 pub use measurement::{Measurement, Op};
 pub use meter::percentile_buckets;
 pub use meter::{

@@ -6,8 +6,9 @@
 //!
 //! # Adding a meter kind
 //! A kind lives in one file that holds its handle, its shared core, an `impl Meter` for the
-//! core (what it reports at a poll) and an `impl MeterKind` for the handle (how it is created
-//! and which ids it reports under). Then it gets one line in [`for_each_meter_kind!`], which
+//! core (what it reports at a poll, each value under its id with a statistic added by
+//! [`push`] or [`push_stat`]) and an `impl MeterKind` for the handle (how it is created). Then
+//! it gets one line in [`for_each_meter_kind!`], which
 //! generates the registry's accessors and the macros' call-site support. A kind that must not
 //! expire, or that the spectatord output sends differently, says so in its `impl Meter`
 //! ([`Meter::expires`], [`Meter::line_hint`]). A kind with creation settings (a range) or no
