@@ -109,8 +109,8 @@ impl Clock for SystemClock {
     }
 
     /// On x86_64 Linux with an invariant TSC that the kernel keeps time with, the TSC
-    /// scaled to nanoseconds (~10 ns less per reading than `CLOCK_MONOTONIC` in a KVM
-    /// guest; the first 100 ms of readings, while it calibrates, are `CLOCK_MONOTONIC`);
+    /// scaled to nanoseconds (about half the cost of `CLOCK_MONOTONIC` in a KVM guest; the
+    /// first 100 ms of readings, while it calibrates, are `CLOCK_MONOTONIC`);
     /// elsewhere [`monotonic_time`](Clock::monotonic_time).
     #[inline]
     fn interval_time(&self) -> u64 {
