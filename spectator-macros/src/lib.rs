@@ -101,8 +101,8 @@ use proc_macro::TokenStream;
 ///   dropped before it completed), unless `long_task` is given. Other fns record on return and
 ///   on unwind.
 /// * Async functions are timed from the first poll to completion.
-/// * Durations are read from the monotonic time of the registry's clock
-///   (`Clock::monotonic_time` of `spectator::global()`), as `Timer::stopwatch` does.
+/// * Durations are read from the registry's clock (`Clock::interval_time` of
+///   `spectator::global()`: the TSC where it is sound), as `Timer::stopwatch` does.
 /// * The function is kept as written: its attributes stay on it, inner attributes
 ///   (`#![allow(..)]`) stay first in its body, and the statements are not rewritten.
 /// * `const fn`, `extern` fns and items that are not functions are refused.

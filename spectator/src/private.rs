@@ -219,14 +219,14 @@ impl Started {
         let clock = global_clock();
         Started {
             clock,
-            at: clock.monotonic_time(),
+            at: clock.interval_time(),
         }
     }
 
     /// The time since the start.
     #[inline]
     fn elapsed(self) -> Duration {
-        Duration::from_nanos(self.clock.monotonic_time().saturating_sub(self.at))
+        Duration::from_nanos(self.clock.interval_time().saturating_sub(self.at))
     }
 }
 

@@ -402,7 +402,7 @@ impl Shared {
             | usize::from(is_final) << 8;
         Pending {
             tagged: endpoint.cast::<u8>().map_addr(|a| a | shape),
-            start: self.core.clock.monotonic_time(),
+            start: self.core.clock.interval_time(),
         }
     }
 
@@ -570,7 +570,7 @@ impl Pending {
     fn record(&self, status: IpcStatus, http_status: u16) {
         let endpoint = self.endpoint();
         let core = &*endpoint.core;
-        let elapsed = core.clock.monotonic_time().saturating_sub(self.start);
+        let elapsed = core.clock.interval_time().saturating_sub(self.start);
         let shape = self.shape() as u64;
         let key = u64::from(endpoint.slot)
             | (shape & 0xf) << 8

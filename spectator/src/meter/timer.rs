@@ -108,7 +108,7 @@ impl<'a> Stopwatch<'a> {
     #[inline]
     pub(crate) fn start(sink: &'a dyn TimeSink) -> Stopwatch<'a> {
         Stopwatch {
-            start: sink.clock().monotonic_time(),
+            start: sink.clock().interval_time(),
             sink,
             armed: true,
         }
@@ -158,12 +158,7 @@ pub struct Stopwatch<'a> {
 impl Stopwatch<'_> {
     /// Time since the stopwatch started.
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(
-            self.sink
-                .clock()
-                .monotonic_time()
-                .saturating_sub(self.start),
-        )
+        Duration::from_nanos(self.sink.clock().interval_time().saturating_sub(self.start))
     }
 
     /// Records now and returns the recorded duration.
@@ -178,11 +173,7 @@ impl Stopwatch<'_> {
 impl Drop for Stopwatch<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let ns = self
-                .sink
-                .clock()
-                .monotonic_time()
-                .saturating_sub(self.start);
+            let ns = self.sink.clock().interval_time().saturating_sub(self.start);
             self.sink.record_ns(ns);
         }
     }
