@@ -518,19 +518,24 @@ impl<'a> Iterator for Tags<'a> {
         let derived = derived.filter(|_| self.next_derived < self.derived_len);
         if self.next < self.len {
             let key = self.id.key(self.next);
-            if derived.is_none_or(|(dk, _)| key < dk) {
+            let stored_first = match derived {
+                Some((dk, _)) => key < dk,
+                None => true,
+            };
+            if stored_first {
                 let value = self.id.value(self.next);
                 self.next += 1;
                 return Some((key, value));
             }
         }
-        self.next_derived += 1;
+        if derived.is_some() {
+            self.next_derived += 1;
+        }
         derived
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n =
-            (self.len - self.next) + (self.derived_len - self.next_derived.min(self.derived_len));
+        let n = (self.len - self.next) + (self.derived_len - self.next_derived);
         (n, Some(n))
     }
 }
@@ -1176,6 +1181,11 @@ mod tests {
             // A derived id shares the allocation: no copy of the strings.
             assert_eq!(derived.data.ptr(), base.data.ptr());
         }
+        let bucket = base.with_bucket(BucketPrefix::Timer, 7);
+        let mut tags = bucket.tags();
+        assert_eq!(tags.len(), 5);
+        assert_eq!(tags.by_ref().count(), 5);
+        assert_eq!((tags.len(), tags.next(), tags.next()), (0, None, None));
         assert_eq!(
             base.with_bucket(BucketPrefix::Timer, 7).to_string(),
             "rpc.latency:peer=b,percentile=T0007,result=ok,statistic=percentile,zone=a"
