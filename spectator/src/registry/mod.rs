@@ -329,14 +329,7 @@ impl Registry {
     }
 
     pub(crate) fn meter<M: MeterKind>(&self, name: &str, tags: &[(&str, &str)]) -> M {
-        match local::find(self, name, tags) {
-            Ok(m) => m,
-            Err(missed) => self.insert(
-                new_id(name, tags, missed.key),
-                missed.absent_at,
-                M::new_core,
-            ),
-        }
+        self.meter_made(name, tags, M::new_core)
     }
 
     fn meter_with_id<M: MeterKind>(&self, id: &Id) -> M {
@@ -381,18 +374,19 @@ impl Registry {
     /// the write lock's guard.
     fn replace_table(&self, writer: &mut Arc<Table>, table: Table) {
         *writer = Arc::new(table);
-        self.inner.table.store(Arc::clone(writer));
+        self.publish_table(writer);
+    }
+
+    /// Makes `table` (the write lock's copy) the one lookups read.
+    fn publish_table(&self, table: &Arc<Table>) {
+        self.inner.table.store(Arc::clone(table));
         self.inner.version.fetch_add(1, Ordering::Release);
     }
 
     /// A handle of the requested kind, or a detached one when the id has another kind.
     #[inline]
     fn handle<M: MeterKind>(&self, entry: &Entry) -> Option<M> {
-        if entry.core.core_type() == TypeId::of::<M::Core>() {
-            // SAFETY: just checked.
-            return Some(unsafe { typed_handle(entry) });
-        }
-        Some(self.mismatch(&entry.id, entry.core.kind()))
+        Some(try_handle(entry).unwrap_or_else(|(id, registered)| self.mismatch(&id, registered)))
     }
 
     #[cold]
@@ -434,13 +428,12 @@ impl Registry {
         }
         if let Some(entry) = absent_at.is_none().then(|| writer.get(&id)).flatten() {
             // Inserted meanwhile, or kept by a poll's retire check (which holds this lock).
-            if entry.core.core_type() == TypeId::of::<M::Core>() {
-                // SAFETY: just checked.
-                return unsafe { typed_handle(entry) };
-            }
-            let (id, registered) = (entry.id.clone(), entry.core.kind());
+            let mismatch = match try_handle(entry) {
+                Ok(m) => return m,
+                Err(mismatch) => mismatch,
+            };
             drop(writer); // warned without the lock, as above
-            return self.mismatch(&id, registered);
+            return self.mismatch(&mismatch.0, mismatch.1);
         }
         if writer.len() >= self.inner.config.max_meters && !id.name().starts_with("spectator.") {
             drop(writer);
@@ -467,10 +460,7 @@ impl Registry {
     fn grow(&self, writer: &mut Arc<Table>) {
         Table::grow(
             writer,
-            |table| {
-                self.inner.table.store(Arc::clone(table));
-                self.inner.version.fetch_add(1, Ordering::Release);
-            },
+            |table| self.publish_table(table),
             || local::forget(self.inner.uid),
         );
     }
@@ -678,7 +668,7 @@ impl Registry {
             return;
         }
         let removed = removed.len();
-        let kept = current.rebuilt(0, |e| !e.retired.load(Ordering::Relaxed));
+        let kept = current.rebuilt(|e| !e.retired.load(Ordering::Relaxed));
         self.replace_table(&mut writer, kept);
         tracing::debug!(target: "spectator::registry", removed, "expired idle meters");
     }
@@ -705,6 +695,16 @@ fn is_expired(entry: &Entry, now: u64, ttl: u64) -> bool {
     Arc::strong_count(&entry.core) == 1
         && entry.core.expires()
         && now.saturating_sub(entry.last_active.load(Ordering::Relaxed)) >= ttl
+}
+
+/// A handle on `entry`'s core as an `M`, else (another kind) its id and kind for the warning.
+#[inline]
+fn try_handle<M: MeterKind>(entry: &Entry) -> Result<M, (Id, &'static str)> {
+    if entry.core.core_type() == TypeId::of::<M::Core>() {
+        // SAFETY: just checked.
+        return Ok(unsafe { typed_handle(entry) });
+    }
+    Err((entry.id.clone(), entry.core.kind()))
 }
 
 /// A handle on `entry`'s core as an `M`.

@@ -115,13 +115,10 @@ impl Table {
         release_own: impl FnOnce(),
     ) {
         let table = Table::with_room(current.len() + 1);
-        for s in current.slots.iter() {
-            let p = s.load(Ordering::Acquire);
-            if !p.is_null() {
-                // Not counted yet: until the match below, the old table's references keep
-                // these entries alive (`old` is held here), and no entry can be removed.
-                table.place(p);
-            }
+        for p in current.pointers() {
+            // Not counted yet: until the match below, the old table's references keep these
+            // entries alive (`old` is held here), and no entry can be removed.
+            table.place(p);
         }
         let mut old = std::mem::replace(current, std::sync::Arc::new(table));
         publish(current);
@@ -135,14 +132,9 @@ impl Table {
             }
             // Readers still hold the old table: the new one takes references of its own.
             None => {
-                for s in current.slots.iter() {
-                    let p = s.load(Ordering::Relaxed);
-                    if !p.is_null() {
-                        // SAFETY: `p` came from `Arc::into_raw` and is kept alive by the old
-                        // table's reference; this adds one for the new table.
-                        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
-                        std::mem::forget(Arc::clone(&held));
-                    }
+                for p in current.pointers() {
+                    // SAFETY: the old table's reference keeps `p` alive.
+                    unsafe { add_ref(p) };
                 }
             }
         }
@@ -160,23 +152,35 @@ impl Table {
         self.len.fetch_add(1, Ordering::Release);
     }
 
-    /// A new table of the entries `keep` accepts, with room for `extra` more.
-    pub(super) fn rebuilt(&self, extra: usize, keep: impl Fn(&Entry) -> bool) -> Table {
-        let table = Table::with_room(self.len() + extra);
-        for s in self.slots.iter() {
-            let p = s.load(Ordering::Acquire);
-            // SAFETY: as in `get`.
-            if let Some(entry) = unsafe { p.as_ref() } {
-                if keep(entry) {
-                    // SAFETY: `p` came from `Arc::into_raw` and this table still owns its
-                    // reference; the new table takes one of its own.
-                    let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
-                    table.put(Arc::clone(&held));
-                }
-            }
+    /// A new table of the entries `keep` accepts (each counted once more, for it).
+    pub(super) fn rebuilt(&self, keep: impl Fn(&Entry) -> bool) -> Table {
+        let table = Table::with_room(self.len());
+        // SAFETY (both blocks): this table's reference keeps `p` alive.
+        for p in self.pointers().filter(|&p| keep(unsafe { &*p })) {
+            unsafe { add_ref(p) };
+            table.place(p);
         }
         table
     }
+
+    /// The entries' pointers, each carrying this table's reference (the acquire loads pair
+    /// with the release store in `place`).
+    fn pointers(&self) -> impl Iterator<Item = *mut Entry> + '_ {
+        self.slots
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .filter(|p| !p.is_null())
+    }
+}
+
+/// Counts one more reference to the entry at `p` (for another table's slot).
+///
+/// # Safety
+/// `p` came from `Arc::into_raw` and a reference held elsewhere keeps it alive.
+unsafe fn add_ref(p: *mut Entry) {
+    // SAFETY: the caller's contract; the `ManuallyDrop` leaves the borrowed reference as it is.
+    let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+    std::mem::forget(Arc::clone(&held));
 }
 
 impl Drop for Table {
