@@ -128,10 +128,10 @@ proptest! {
         }
         for _ in 0..incs {
             c.increment();
-            amount += 1.0;
         }
-        // One f64 sum in the order of the calls (one thread: no striping), as Java's counter.
-        let want = amount;
+        // The adds as one f64 sum in the order of the calls (one thread: no striping), as
+        // Java's counter; the increments counted as an integer beside it.
+        let want = amount + f64::from(incs);
         prop_assert_eq!(c.count(), want);
         let ms = r.measurements();
         // Sent when finite and not 0, as an Add; the count starts over.

@@ -1,10 +1,11 @@
 //! Exhaustive model checks (loom) of the lock-free protocols, over every interleaving and the
 //! weak-memory behaviours loom simulates:
 //!
-//! - a counter's striped sum (`meter::adder::Adder`, the real type: its atomics and its
-//!   per-thread home index come from loom in these builds): adds racing each other and a poll
-//!   while the sum switches from one atomic to cells, two threads allocating the cells at
-//!   once, and two threads colliding on one cell; no add may be lost or taken twice;
+//! - a counter's striped sum (`meter::adder::Adder`, the real type: its atomics, its
+//!   per-thread home index and token come from loom in these builds): adds and increments
+//!   racing each other and a poll while the sum switches from one atomic to cells, a thread
+//!   taking the base over from one adding with `fetch_add`, two threads allocating the cells
+//!   at once, and two threads colliding on one cell; no add may be lost or taken twice;
 //! - the cell claim that keeps a timer's or summary's record whole between polls
 //!   (`meter::stats`: a record claims a cell with a compare-and-swap, writes its fields with
 //!   plain loads and stores and releases the cell with a store; a poll claims each cell to
@@ -31,7 +32,7 @@
 //! build alone takes minutes on two cores); there, the stress tests of `tests/concurrency.rs`
 //! and `meter::stats`' own tests cover the same paths by brute force.
 
-use crate::meter::adder::{set_home, Adder};
+use crate::meter::adder::{set_home, Adder, Sum};
 use crate::sync::retire::{handle_is_live, try_retire_all};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -137,21 +138,22 @@ fn bounded() -> loom::model::Builder {
     b
 }
 
-/// Two writers add 1 and 2 to one adder while a poll takes it (in threads of their own, so
-/// that loom's search sees the poll's accesses conflict with the writers'); whatever the
-/// interleaving, the poll and a last take after all three finish see 3 in all. `home` sets
-/// each writer's home cell first (`None`: the round-robin one), `add` is the add under test.
-fn adds_racing_a_poll(home: Option<usize>, add: fn(&Adder, f64)) {
+/// Two writers add to one adder while a poll takes it (in threads of their own, so that
+/// loom's search sees the poll's accesses conflict with the writers'); whatever the
+/// interleaving, the poll and a last take after all three finish see `expected` in all.
+/// `home` sets each writer's home cell first (`None`: the round-robin one); `writes` are the
+/// writers' adds.
+fn adds_racing_a_poll(home: Option<usize>, writes: [fn(&Adder); 2], expected: f64) {
     let adder = Arc::new(Adder::new());
-    let writers: Vec<_> = [1.0, 2.0]
+    let writers: Vec<_> = writes
         .into_iter()
-        .map(|v| {
+        .map(|write| {
             let adder = adder.clone();
             thread::spawn(move || {
                 if let Some(i) = home {
                     set_home(i);
                 }
-                add(&adder, v)
+                write(&adder)
             })
         })
         .collect();
@@ -163,14 +165,38 @@ fn adds_racing_a_poll(home: Option<usize>, add: fn(&Adder, f64)) {
         w.join().unwrap();
     }
     let total = poll.join().unwrap() + adder.take();
-    assert_eq!(total, 3.0, "an add was lost or taken twice");
+    assert_eq!(total, expected, "an add was lost or taken twice");
 }
 
 /// The adds as a counter makes them: when the writers' compare-and-swaps on the base collide,
 /// one of them switches the adder to cells, racing the poll's reset.
 #[test]
 fn loom_adder_adds_racing_a_poll_are_taken_exactly_once() {
-    bounded().check(|| adds_racing_a_poll(None, Adder::add));
+    bounded().check(|| adds_racing_a_poll(None, [|a| a.add(1.0), |a| a.add(2.0)], 3.0));
+}
+
+/// The same for increments, which have their own (integer) lane: the first writer takes the
+/// free base, the second takes it over from the first (or collides with it and stripes it).
+#[test]
+fn loom_adder_increments_racing_a_poll_are_taken_exactly_once() {
+    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, Adder::increment], 2.0));
+}
+
+/// Two increments per writer: after taking the base (or claiming a cell) a writer adds with
+/// `fetch_add`, while the other may be taking the base over or striping it.
+#[test]
+fn loom_adder_owned_increments_racing_a_takeover_and_a_poll_are_taken_exactly_once() {
+    let twice: fn(&Adder) = |a| {
+        a.increment();
+        a.increment();
+    };
+    bounded().check(move || adds_racing_a_poll(None, [twice, twice], 4.0));
+}
+
+/// An increment and an add: a take sums both lanes.
+#[test]
+fn loom_adder_both_lanes_racing_a_poll_are_taken_exactly_once() {
+    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, |a| a.add(2.0)], 3.0));
 }
 
 /// Two writers that collided on the base: both allocate the cells at once (the loser frees its
@@ -178,7 +204,13 @@ fn loom_adder_adds_racing_a_poll_are_taken_exactly_once() {
 /// it taken and move to the next.
 #[test]
 fn loom_adder_cells_allocated_by_two_threads_at_once_lose_nothing() {
-    bounded().check(|| adds_racing_a_poll(Some(0), Adder::add_striped));
+    bounded().check(|| {
+        adds_racing_a_poll(
+            Some(0),
+            [|a| a.add_striped::<Sum>(1.0), |a| a.add_striped::<Sum>(2.0)],
+            3.0,
+        )
+    });
 }
 
 /// One registered meter, as the handshake sees it.

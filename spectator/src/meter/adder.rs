@@ -1,6 +1,7 @@
-//! Striping across threads: each thread's home cell index, and [`Adder`], an `f64` sum that
-//! stays one atomic while a single thread adds to it and spreads over per-thread cells once
-//! threads collide on it (the shape of Java's `DoubleAdder`).
+//! Striping across threads: each thread's home cell index and token, and [`Adder`], a
+//! counter's sum that stays one atomic while a single thread adds to it and spreads over
+//! per-thread cells once threads collide on it (the shape of Java's `LongAdder` and
+//! `DoubleAdder`).
 //!
 //! # Why not always one atomic, or always cells
 //!
@@ -8,16 +9,41 @@
 //! two threads on one counter deliver less than one thread alone. Cells on their own cache
 //! lines fix that, but cost their memory (128 bytes each) and a thread-local read on every
 //! add. Most counters are only ever added to by one thread at a time, so an [`Adder`] starts
-//! as one atomic (`base`) and allocates its cells the first time a compare-and-swap on `base`
-//! fails because another thread added in between. From then on every add goes to the adding
-//! thread's home cell.
+//! as one atomic per lane (its base) and allocates its cells the first time threads collide
+//! on it. From then on every add goes to the adding thread's home cell.
+//!
+//! # Two lanes, and who owns the base
+//!
+//! An adder keeps two sums ("lanes"): whole increments as an integer ([`Count`]) and other
+//! amounts as `f64` bits ([`Sum`]). A take adds them up.
+//!
+//! A `Sum` add is a compare-and-swap on the base; one that fails because another thread added
+//! in between is the collision that allocates the cells.
+//!
+//! A `Count` add, the hot one (`increment()`, `#[counted]`), is a `fetch_add`, which cannot
+//! fail and so cannot notice another thread. The adder's `state` word names the thread that
+//! may add that way: its token (odd; see [`token`]). Another thread first makes the base its
+//! own with a compare-and-swap on `state`, then adds with a compare-and-swap on the base: if
+//! either fails, a thread added or took the base at the same moment, and the cells are
+//! allocated. Threads that take turns (a pool serving one request each) hand the base over
+//! without striping it; threads that add at the same time stripe it.
+//!
+//! Striped, `state` holds the cells instead (a pointer, so even). Each cell names the thread
+//! that adds to its count with `fetch_add` the same way (its `claim`). A thread takes the
+//! claim of its home cell; if another thread held it, it adds with a compare-and-swap, and
+//! if that fails (the other thread is adding there too) it adds with `fetch_add` and moves
+//! its home to the next cell. So active threads spread over the cells, and the claim of a
+//! thread that stopped adding, or ended, is simply taken over.
 //!
 //! # Nothing lost, nothing counted twice
 //!
-//! Every add lands whole in exactly one atomic (`base` or one cell) through one successful
-//! compare-and-swap, and [`Adder::take`] swaps each atomic with 0: an add is either before
-//! that swap in the atomic's modification order (taken now) or after it (left for the next
-//! take). The model check in `loom_tests.rs` runs this code over every interleaving.
+//! Every add lands whole in exactly one atomic (a lane's base or one cell's) through one
+//! successful read-modify-write (a `fetch_add`, or a compare-and-swap retried until it
+//! succeeds), and [`Adder::take`] swaps each atomic with 0: an add is either before that
+//! swap in the atomic's modification order (taken now) or after it (left for the next take).
+//! Ownership and claims only choose which atomic and which instruction; they never make an
+//! add wait, fail or go elsewhere once made. The model check in `loom_tests.rs` runs this
+//! code over every interleaving.
 
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 use std::ptr;
@@ -28,16 +54,21 @@ pub(crate) const STRIPES: usize = 4;
 #[cfg(not(all(spectator_loom, test)))]
 mod probe {
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     thread_local! {
         /// The calling thread's home cell index (`usize::MAX` until first asked for).
         static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+        /// The calling thread's token (0 until first asked for).
+        static TOKEN: Cell<u64> = const { Cell::new(0) };
     }
 
     /// Hands out home cells round-robin, so that threads started one after the other (a
     /// pool) get different cells.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    /// The tokens handed out so far.
+    static TOKENS: AtomicU64 = AtomicU64::new(0);
 
     #[inline]
     pub(super) fn home() -> usize {
@@ -56,22 +87,38 @@ mod probe {
     pub(super) fn set_home(i: usize) {
         let _ = HOME.try_with(|h| h.set(i));
     }
+
+    #[inline]
+    pub(super) fn token() -> u64 {
+        TOKEN
+            .try_with(|t| match t.get() {
+                0 => {
+                    let token = TOKENS.fetch_add(1, Ordering::Relaxed) << 1 | 1;
+                    t.set(token);
+                    token
+                }
+                token => token,
+            })
+            .unwrap_or(0)
+    }
 }
 
 /// Under loom every model thread runs on one OS thread, and every execution of a model must
-/// make the same choices: the home index lives in loom's per-model-thread storage, handed out
-/// by a counter that loom resets with each execution.
+/// make the same choices: the home index and the token live in loom's per-model-thread
+/// storage, handed out by counters that loom resets with each execution.
 #[cfg(all(spectator_loom, test))]
 mod probe {
-    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::cell::Cell;
 
     loom::thread_local! {
         static HOME: Cell<usize> = Cell::new(usize::MAX);
+        static TOKEN: Cell<u64> = Cell::new(0);
     }
 
     loom::lazy_static! {
         static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+        static ref TOKENS: AtomicU64 = AtomicU64::new(0);
     }
 
     pub(super) fn home() -> usize {
@@ -89,6 +136,17 @@ mod probe {
     pub(super) fn set_home(i: usize) {
         HOME.with(|h| h.set(i));
     }
+
+    pub(super) fn token() -> u64 {
+        TOKEN.with(|t| match t.get() {
+            0 => {
+                let token = TOKENS.fetch_add(1, Ordering::Relaxed) << 1 | 1;
+                t.set(token);
+                token
+            }
+            token => token,
+        })
+    }
 }
 
 /// The calling thread's home cell index (`< STRIPES`). Threads get homes round-robin and keep
@@ -103,73 +161,225 @@ pub(crate) fn set_home(i: usize) {
     probe::set_home(i)
 }
 
-/// One cell of an [`Adder`]: an `f64` sum (its bits).
+/// The calling thread's token: odd, and never the token of another thread of the process
+/// (0 while the thread's thread-locals are being destroyed, which owns nothing).
+#[inline]
+fn token() -> u64 {
+    probe::token()
+}
+
+/// One cell of an [`Adder`]: a part of each lane's sum.
 #[repr(align(128))] // its own cache lines (and their adjacent-line prefetch pair)
-struct Cell(AtomicU64);
+pub(crate) struct Cell {
+    count: AtomicU64,
+    sum: AtomicU64,
+    /// The token of the thread whose home this cell is, which adds to `count` with
+    /// `fetch_add` (0: none).
+    claim: AtomicU64,
+}
 
 type Cells = [Cell; STRIPES];
 
-/// `bits` read as an `f64`, plus `v`, as bits.
-#[inline]
-fn plus(bits: u64, v: f64) -> u64 {
-    (f64::from_bits(bits) + v).to_bits()
+/// One of an [`Adder`]'s two sums: which atomics hold it and how a value is added to their
+/// bits.
+pub(crate) trait Lane {
+    /// What an add adds.
+    type Value: Copy;
+    /// The lane's atomic in the adder itself.
+    fn base(adder: &Adder) -> &AtomicU64;
+    /// The lane's atomic in a cell.
+    fn cell(cell: &Cell) -> &AtomicU64;
+    /// The bits of the lane's sum `bits` plus `v`.
+    fn plus(bits: u64, v: Self::Value) -> u64;
 }
 
-/// An `f64` sum that threads add to and a poll takes (see the module docs): one atomic while
-/// uncontended, [`STRIPES`] cache-line-sized cells once threads collide on it. 16 bytes until
-/// then.
+/// Whole increments, as a `u64`.
+pub(crate) struct Count;
+
+/// Any other amount, as `f64` bits (0 is +0.0).
+pub(crate) struct Sum;
+
+impl Lane for Count {
+    type Value = u64;
+    #[inline]
+    fn base(adder: &Adder) -> &AtomicU64 {
+        &adder.count
+    }
+    #[inline]
+    fn cell(cell: &Cell) -> &AtomicU64 {
+        &cell.count
+    }
+    #[inline]
+    fn plus(bits: u64, v: u64) -> u64 {
+        bits.wrapping_add(v)
+    }
+}
+
+impl Lane for Sum {
+    type Value = f64;
+    #[inline]
+    fn base(adder: &Adder) -> &AtomicU64 {
+        &adder.sum
+    }
+    #[inline]
+    fn cell(cell: &Cell) -> &AtomicU64 {
+        &cell.sum
+    }
+    #[inline]
+    fn plus(bits: u64, v: f64) -> u64 {
+        (f64::from_bits(bits) + v).to_bits()
+    }
+}
+
+/// Whether `state` points to cells (a token is odd, a `Box<Cells>` even and non-null).
+#[inline]
+fn is_striped(state: *mut Cells) -> bool {
+    !state.is_null() && state as usize & 1 == 0
+}
+
+/// A thread's token as a `state` value (never dereferenced: it is odd).
+#[inline]
+fn owned_by(token: u64) -> *mut Cells {
+    token as usize as *mut Cells
+}
+
+/// A sum that threads add to and a poll takes (see the module docs): one atomic per lane
+/// while uncontended, [`STRIPES`] cache-line-sized cells once threads collide on it. 24 bytes
+/// until then.
 pub(crate) struct Adder {
-    /// The sum (`f64` bits; 0 is +0.0) of the adds made while no cells existed, and of the
-    /// ones that raced the allocation of the cells.
-    base: AtomicU64,
-    /// Null until the first collision; then a `Box<Cells>`, never replaced until drop.
-    cells: AtomicPtr<Cells>,
+    /// The [`Count`] lane's base: the increments made while no cells existed, and those that
+    /// raced the cells' allocation.
+    count: AtomicU64,
+    /// The [`Sum`] lane's base.
+    sum: AtomicU64,
+    /// Null: no thread has incremented yet. Odd: the token of the thread that increments the
+    /// base with `fetch_add`. Otherwise the cells (a `Box<Cells>`, never replaced until drop).
+    state: AtomicPtr<Cells>,
 }
 
 impl Adder {
     /// A sum of 0, without cells.
     pub(crate) fn new() -> Adder {
         Adder {
-            base: AtomicU64::new(0),
-            cells: AtomicPtr::new(ptr::null_mut()),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            state: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
-    /// Adds `v`. Uncontended, one compare-and-swap on `base`.
+    /// The cells that `state`, read from this adder's `state` with an acquire load, points
+    /// to, if it does.
+    #[inline]
+    fn striped(&self, state: *mut Cells) -> Option<&Cells> {
+        if is_striped(state) {
+            // SAFETY: an even, non-null `state` came from `Box::into_raw` in
+            // `cells_or_install`, was published with a release compare-and-swap that the
+            // caller's acquire load pairs with, and is freed only by `drop`, which has
+            // `&mut self`.
+            unsafe { state.as_ref() }
+        } else {
+            None
+        }
+    }
+
+    /// Adds 1. By the thread that owns the base (or its home cell), one `fetch_add`.
+    #[inline]
+    pub(crate) fn increment(&self) {
+        let state = self.state.load(Ordering::Acquire);
+        let me = token();
+        if state == owned_by(me) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(cells) = self.striped(state) {
+            let cell = &cells[home()];
+            if cell.claim.load(Ordering::Relaxed) == me {
+                cell.count.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.increment_slow(state, me);
+    }
+
+    /// An increment by a thread that owns neither the base nor its home cell (see the module
+    /// docs).
+    #[cold]
+    #[inline(never)]
+    fn increment_slow(&self, mut state: *mut Cells, me: u64) {
+        loop {
+            if let Some(cells) = self.striped(state) {
+                return increment_cell(cells, me);
+            }
+            // Free, or another thread's: make it this thread's.
+            match self.state.compare_exchange(
+                state,
+                owned_by(me),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) if is_striped(now) => state = now,
+                // Another thread took it at the same moment.
+                Err(_) => return increment_cell(self.cells_or_install(), me),
+            }
+        }
+        if state.is_null() {
+            // No thread had incremented: none can be adding to the base with `fetch_add`.
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Taken from another thread, which may be adding right now: a compare-and-swap
+        // notices that.
+        let cur = self.count.load(Ordering::Relaxed);
+        if let Err(actual) = self.count.compare_exchange(
+            cur,
+            Count::plus(cur, 1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            if !self.add_after_failed_base::<Count>(actual, 1) {
+                increment_cell(self.cells_or_install(), me);
+            }
+        }
+    }
+
+    /// Adds `v`. Uncontended, one compare-and-swap.
     #[inline]
     pub(crate) fn add(&self, v: f64) {
-        let cells = self.cells.load(Ordering::Acquire);
-        if cells.is_null() {
-            let cur = self.base.load(Ordering::Relaxed);
+        let state = self.state.load(Ordering::Acquire);
+        if !is_striped(state) {
+            let cur = self.sum.load(Ordering::Relaxed);
             // Strong: a weak one could fail spuriously and stripe an uncontended adder.
-            match self.base.compare_exchange(
+            match self.sum.compare_exchange(
                 cur,
-                plus(cur, v),
+                Sum::plus(cur, v),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return,
                 Err(actual) => {
-                    if self.add_after_failed_base(actual, v) {
+                    if self.add_after_failed_base::<Sum>(actual, v) {
                         return;
                     }
                 }
             }
         }
-        self.add_striped(v);
+        self.add_striped::<Sum>(v);
     }
 
-    /// The compare-and-swap on `base` failed, finding `actual`. A 0 there is a poll's reset
-    /// (adds only ever raise the sum): retry on `base` rather than allocate cells for an
-    /// adder with one writer. Returns whether the add is done.
+    /// The compare-and-swap on the lane's base failed, finding `actual`. A 0 there is a
+    /// poll's reset (adds only ever raise a sum): retry on the base rather than allocate
+    /// cells for an adder with one writer. Returns whether the add is done.
     #[cold]
     #[inline(never)]
-    fn add_after_failed_base(&self, mut actual: u64, v: f64) -> bool {
+    fn add_after_failed_base<L: Lane>(&self, mut actual: u64, v: L::Value) -> bool {
         while actual == 0 {
-            match self
-                .base
-                .compare_exchange(0, plus(0, v), Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match L::base(self).compare_exchange(
+                0,
+                L::plus(0, v),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(a) => actual = a,
             }
@@ -177,19 +387,19 @@ impl Adder {
         false
     }
 
-    /// Adds `v` to the calling thread's home cell, allocating the cells if needed. A thread
-    /// whose compare-and-swap fails there shares the cell with another thread: it moves on to
-    /// the next cell and makes that its home. (The model checks call it directly, as after a
-    /// collision on `base`.)
+    /// Adds `v` to the calling thread's home cell with a compare-and-swap, allocating the
+    /// cells if needed. A thread whose compare-and-swap fails there shares the cell with
+    /// another thread: it moves on to the next cell and makes that its home. (The model checks
+    /// call it directly, as after a collision on the base.)
     #[inline(never)]
-    pub(crate) fn add_striped(&self, v: f64) {
+    pub(crate) fn add_striped<L: Lane>(&self, v: L::Value) {
         let cells = self.cells_or_install();
         let home = home();
         let mut i = home;
         loop {
-            let c = &cells[i].0;
+            let c = L::cell(&cells[i]);
             let cur = c.load(Ordering::Relaxed);
-            if c.compare_exchange_weak(cur, plus(cur, v), Ordering::Relaxed, Ordering::Relaxed)
+            if c.compare_exchange_weak(cur, L::plus(cur, v), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
                 if i != home {
@@ -204,57 +414,61 @@ impl Adder {
     /// The cells, if allocated.
     #[inline]
     fn cells(&self) -> Option<&Cells> {
-        let p = self.cells.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer came from `Box::into_raw` in `cells_or_install`, was
-        // published with a release CAS that the acquire load above pairs with, and is only
-        // freed by `drop`, which has `&mut self`.
-        unsafe { p.as_ref() }
+        self.striped(self.state.load(Ordering::Acquire))
     }
 
     /// The cells, allocated by the first thread to get here; a thread that loses the race
     /// frees its own (it never wrote to them) and uses the winner's.
     fn cells_or_install(&self) -> &Cells {
-        if let Some(cells) = self.cells() {
+        let mut state = self.state.load(Ordering::Acquire);
+        if let Some(cells) = self.striped(state) {
             return cells;
         }
-        let fresh = Box::into_raw(Box::new(std::array::from_fn(|_| Cell(AtomicU64::new(0)))));
-        match self.cells.compare_exchange(
-            ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: just published; freed only by `drop`.
-            Ok(_) => unsafe { &*fresh },
-            Err(winner) => {
-                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared;
-                // `winner` is non-null (the CAS expected null), published like `fresh` would
-                // have been, and freed only by `drop`.
-                unsafe {
-                    drop(Box::from_raw(fresh));
-                    &*winner
-                }
+        let fresh = Box::into_raw(Box::new(std::array::from_fn(|_| Cell {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            claim: AtomicU64::new(0),
+        })));
+        loop {
+            match self
+                .state
+                .compare_exchange(state, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // SAFETY: just published; freed only by `drop`.
+                Ok(_) => return unsafe { &*fresh },
+                Err(now) => match self.striped(now) {
+                    Some(winner) => {
+                        // SAFETY: `fresh` came from `Box::into_raw` above and was never
+                        // shared.
+                        drop(unsafe { Box::from_raw(fresh) });
+                        return winner;
+                    }
+                    // The base changed owners: the cells replace whichever owns it now.
+                    None => state = now,
+                },
             }
         }
     }
 
     /// The sum since the last take (a peek: adds racing it may or may not be in it).
     pub(crate) fn sum(&self) -> f64 {
-        let mut sum = f64::from_bits(self.base.load(Ordering::Relaxed));
-        for c in self.cells().into_iter().flatten() {
-            sum += f64::from_bits(c.0.load(Ordering::Relaxed));
-        }
-        sum
+        self.total(|a| a.load(Ordering::Relaxed))
     }
 
     /// Takes the sum since the previous take, resetting it (see the module docs for why no
     /// concurrent add is lost or taken twice).
     pub(crate) fn take(&self) -> f64 {
-        let mut sum = f64::from_bits(self.base.swap(0, Ordering::Relaxed));
+        self.total(|a| a.swap(0, Ordering::Relaxed))
+    }
+
+    /// Both lanes' atomics read with `read`, added up.
+    fn total(&self, read: impl Fn(&AtomicU64) -> u64) -> f64 {
+        let (mut count, mut sum) = (read(&self.count), f64::from_bits(read(&self.sum)));
         for c in self.cells().into_iter().flatten() {
-            sum += f64::from_bits(c.0.swap(0, Ordering::Relaxed));
+            count = count.wrapping_add(read(&c.count));
+            sum += f64::from_bits(read(&c.sum));
         }
-        sum
+        count as f64 + sum
     }
 
     /// Whether the cells were allocated (threads collided on this adder).
@@ -262,6 +476,35 @@ impl Adder {
     pub(crate) fn is_striped(&self) -> bool {
         self.cells().is_some()
     }
+}
+
+/// An increment into the calling thread's home cell, by a thread that does not hold its
+/// claim: it takes the claim, and if another thread held it, adds with a compare-and-swap,
+/// which fails if that thread is adding there at the same moment; then it adds with
+/// `fetch_add` and moves its home to the next cell (see the module docs).
+#[cold]
+#[inline(never)]
+fn increment_cell(cells: &Cells, me: u64) {
+    let i = home();
+    let cell = &cells[i];
+    let holder = cell.claim.swap(me, Ordering::Relaxed);
+    if holder != 0 && holder != me {
+        let cur = cell.count.load(Ordering::Relaxed);
+        if cell
+            .count
+            .compare_exchange(
+                cur,
+                Count::plus(cur, 1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            return;
+        }
+        set_home((i + 1) % STRIPES);
+    }
+    cell.count.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Default for Adder {
@@ -272,10 +515,11 @@ impl Default for Adder {
 
 impl Drop for Adder {
     fn drop(&mut self) {
-        let p = self.cells.load(Ordering::Acquire);
-        if !p.is_null() {
-            // SAFETY: from `Box::into_raw` in `cells_or_install`; `&mut self` means no other
-            // reference to the cells remains, and the pointer is never freed elsewhere.
+        let p = self.state.load(Ordering::Acquire);
+        if is_striped(p) {
+            // SAFETY: an even, non-null `state` is from `Box::into_raw` in
+            // `cells_or_install`; `&mut self` means no other reference to the cells remains,
+            // and the pointer is never freed elsewhere.
             drop(unsafe { Box::from_raw(p) });
         }
     }
@@ -299,11 +543,13 @@ mod tests {
     fn one_thread_stays_on_the_base_atomic() {
         let a = Adder::new();
         for _ in 0..1000 {
+            a.increment();
             a.add(1.0);
         }
         a.add(0.5);
-        assert_eq!(a.sum(), 1000.5);
-        assert_eq!(a.take(), 1000.5);
+        assert_eq!(a.count.load(Ordering::Relaxed), 1000);
+        assert_eq!(a.sum(), 2000.5);
+        assert_eq!(a.take(), 2000.5);
         assert_eq!(a.take(), 0.0);
         a.add(2.0);
         assert_eq!(a.sum(), 2.0);
@@ -314,27 +560,122 @@ mod tests {
     fn striped_adds_sum_with_the_base_and_reset() {
         let a = Adder::new();
         a.add(1.0);
-        a.add_striped(2.0); // as after a collision: allocates the cells
+        a.increment();
+        a.add_striped::<Sum>(2.0); // as after a collision: allocates the cells
         assert!(a.is_striped());
         a.add(4.0); // goes to a cell now
-        assert_eq!(a.base.load(Ordering::Relaxed), 1f64.to_bits());
-        assert_eq!(a.sum(), 7.0);
-        assert_eq!(a.take(), 7.0);
+        a.increment();
+        a.add_striped::<Count>(3);
+        assert_eq!(a.sum.load(Ordering::Relaxed), 1f64.to_bits());
+        assert_eq!(a.count.load(Ordering::Relaxed), 1);
+        assert_eq!(a.sum(), 12.0);
+        assert_eq!(a.take(), 12.0);
         assert_eq!(a.sum(), 0.0);
         a.add(8.0);
+        a.increment();
+        assert_eq!(a.take(), 9.0);
+    }
+
+    #[test]
+    fn the_incrementing_thread_owns_the_base_and_threads_taking_turns_hand_it_over() {
+        let a = Adder::new();
+        a.increment();
+        assert_eq!(a.state.load(Ordering::Relaxed), owned_by(token()));
+        // Threads one after the other: never at the same time, so never striped.
+        for _ in 0..3 {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    a.increment();
+                    a.increment();
+                    assert_eq!(a.state.load(Ordering::Relaxed), owned_by(token()));
+                });
+            });
+        }
+        a.increment();
+        assert_eq!(a.state.load(Ordering::Relaxed), owned_by(token()));
+        assert!(!a.is_striped());
         assert_eq!(a.take(), 8.0);
+    }
+
+    #[test]
+    fn a_home_cell_is_claimed_and_an_idle_claim_taken_over() {
+        let a = Adder::new();
+        a.add_striped::<Sum>(0.5); // as after a collision: allocates the cells
+        let cells = a.cells().unwrap();
+        let i = home();
+        a.increment(); // claims the home cell
+        assert_eq!(cells[i].claim.load(Ordering::Relaxed), token());
+        a.increment(); // through the claim
+        assert_eq!(cells[i].count.load(Ordering::Relaxed), 2);
+        // Another thread with the same home: this one is not adding, so it takes the claim
+        // over and stays.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                set_home(i);
+                a.increment();
+                assert_eq!(home(), i);
+                assert_eq!(cells[i].claim.load(Ordering::Relaxed), token());
+                a.increment();
+            });
+        });
+        assert_eq!(cells[i].count.load(Ordering::Relaxed), 4);
+        a.increment(); // and back
+        assert_eq!(cells[i].claim.load(Ordering::Relaxed), token());
+        assert_eq!(a.take(), 5.5);
+    }
+
+    #[test]
+    fn threads_adding_at_once_from_one_home_spread_over_the_cells() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        let a = Adder::new();
+        a.add_striped::<Sum>(0.5);
+        let (moved, start) = (AtomicBool::new(false), std::sync::Barrier::new(2));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let added: u64 = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        set_home(0);
+                        start.wait();
+                        let mut n = 0;
+                        while !moved.load(Ordering::Relaxed) && Instant::now() < deadline {
+                            for _ in 0..1000 {
+                                a.increment();
+                            }
+                            n += 1000;
+                            if home() != 0 {
+                                moved.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert!(
+            moved.load(Ordering::Relaxed),
+            "two threads kept adding to one cell"
+        );
+        assert_eq!(a.sum(), added as f64 + 0.5);
     }
 
     #[test]
     fn racing_threads_lose_nothing_and_take_nothing_twice() {
         let a = Arc::new(Adder::new());
         const PER_THREAD: u64 = 200_000;
+        // Each writer uses both lanes, so that both collide.
         let writers: Vec<_> = (0..2)
             .map(|_| {
                 let a = a.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..PER_THREAD {
-                        a.add(1.0);
+                    for i in 0..PER_THREAD {
+                        if i % 2 == 0 {
+                            a.increment();
+                        } else {
+                            a.add(1.0);
+                        }
                     }
                 })
             })

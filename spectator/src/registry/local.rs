@@ -14,10 +14,14 @@
 //! lookup found, and a hit checks the strings' contents against that entry's id: the addresses
 //! only choose the slot, so a reused address with other contents is a miss, never a wrong
 //! meter. A hit costs the string comparisons, without sorting or hashing them or probing the
-//! table. A memo entry points into the table it was found in and is used only while the
+//! table. When the name, the tags slice and every tag string lie in memory that cannot change
+//! while this code is loaded (string literals and constants: see `fixed`), the memo also keeps
+//! the slices' addresses and lengths, and a hit with those exact slices skips the comparison:
+//! there, the same address and length is the same text. A memo entry points into the table it was found in and is used only while the
 //! thread still holds that table (each reference the thread takes gets a number, never reused
 //! on the thread).
 
+use super::fixed::{is_fixed, is_fixed_str};
 use super::{typed_handle, Entry, Registry, RegistryInner, Table};
 use crate::id::IdRef;
 use crate::meter::MeterKind;
@@ -46,6 +50,51 @@ struct Memo {
     core_type: TypeId,
     /// The caller's tag indexes in the id's (key) order.
     order: [u8; MEMO_TAGS],
+    /// The caller's slices, when all their bytes are fixed.
+    site: FixedSite,
+}
+
+/// The name and tags slices of a call site whose strings are all fixed (see `fixed`): the
+/// same slices (address and length) are the same strings. Null `name`: none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FixedSite {
+    name: *const u8,
+    name_len: usize,
+    tags: *const (&'static str, &'static str),
+    tags_len: usize,
+}
+
+impl FixedSite {
+    const NONE: FixedSite = FixedSite {
+        name: std::ptr::null(),
+        name_len: 0,
+        tags: std::ptr::null(),
+        tags_len: 0,
+    };
+
+    /// The slices as a `FixedSite`, not yet checked for being fixed (a `&str` is never null,
+    /// so this never equals `NONE`).
+    #[inline]
+    fn of(name: &str, tags: &[(&str, &str)]) -> FixedSite {
+        FixedSite {
+            name: name.as_ptr(),
+            name_len: name.len(),
+            tags: tags.as_ptr().cast(),
+            tags_len: tags.len(),
+        }
+    }
+
+    /// The slices' `FixedSite` if all their bytes are fixed, else `NONE`.
+    fn checked(name: &str, tags: &[(&str, &str)]) -> FixedSite {
+        let all_fixed = is_fixed_str(name)
+            && is_fixed(tags.as_ptr().cast(), std::mem::size_of_val(tags))
+            && tags.iter().all(|(k, v)| is_fixed_str(k) && is_fixed_str(v));
+        if all_fixed {
+            FixedSite::of(name, tags)
+        } else {
+            FixedSite::NONE
+        }
+    }
 }
 
 /// Tables held per thread, indexed by registry number: a process usually has one registry.
@@ -71,6 +120,7 @@ impl Local {
                     entry: std::ptr::null(),
                     core_type: TypeId::of::<()>(),
                     order: [0; MEMO_TAGS],
+                    site: FixedSite::NONE,
                 }
             }; MEMOS],
             last_number: 0,
@@ -135,8 +185,31 @@ impl<'a> Missed<'a> {
     }
 }
 
-/// The live meter for `name` and `tags` (a handle on it), else what the lookup learnt.
+/// The live meter for `name` and `tags` if this thread's memo has it: the hot path, small
+/// enough to inline at every lookup.
 #[inline]
+pub(super) fn remembered<M: MeterKind>(
+    registry: &Registry,
+    name: &str,
+    tags: &[(&str, &str)],
+) -> Option<M> {
+    LOCAL
+        .try_with(|local| {
+            let local = local.try_borrow().ok()?;
+            memo_hit(
+                registry,
+                local.as_deref()?,
+                memo_slot(name, tags),
+                name,
+                tags,
+            )
+        })
+        .ok()
+        .flatten()
+}
+
+/// The live meter for `name` and `tags` (a handle on it), else what the lookup learnt; fills
+/// the memo. For lookups that [`remembered`] did not answer.
 pub(super) fn find<'a, M: MeterKind>(
     registry: &Registry,
     name: &'a str,
@@ -150,9 +223,6 @@ pub(super) fn find<'a, M: MeterKind>(
         let mut local = local.try_borrow_mut().ok()?;
         let local = local.get_or_insert_with(Local::new);
         let slot = memo_slot(name, tags);
-        if let Some(m) = memo_hit(registry, local, slot, name, tags) {
-            return Some(Ok(m));
-        }
         let key = IdRef::new(name, tags);
         let (held, old) = local.table(inner, version);
         let number = held.number;
@@ -178,6 +248,7 @@ pub(super) fn find<'a, M: MeterKind>(
                 // SAFETY: `entry` is in the held table, alive while `local` is borrowed.
                 memo.core_type = unsafe { &*entry }.core.core_type();
                 memo.order[..order.len()].copy_from_slice(order);
+                memo.site = FixedSite::checked(name, tags);
             }
         }
         drop(old);
@@ -213,8 +284,7 @@ fn memo_hit<M: MeterKind>(
     // reused on a thread), which is alive while `local` is borrowed, and a table keeps its
     // entries alive.
     let entry = unsafe { &*memo.entry };
-    let order = memo.order.get(..tags.len())?;
-    if !entry.id.is_in_order(name, tags, order) {
+    if memo.site != FixedSite::of(name, tags) && !same_strings(entry, memo, name, tags) {
         return None;
     }
     if memo.core_type != TypeId::of::<M::Core>() {
@@ -225,6 +295,17 @@ fn memo_hit<M: MeterKind>(
     let handle = unsafe { typed_handle::<M>(entry) };
     // As in `Registry::live_handle`: drop the handle if the meter is being removed.
     handle_is_live(&entry.retired).then_some(handle)
+}
+
+/// Whether the entry's id has `name` and `tags` (the memo's tag order).
+#[inline]
+fn same_strings(entry: &Entry, memo: &Memo, name: &str, tags: &[(&str, &str)]) -> bool {
+    #[cfg(test)]
+    tests::CONTENT_CHECKS.with(|c| c.set(c.get() + 1));
+    match memo.order.get(..tags.len()) {
+        Some(order) => entry.id.is_in_order(name, tags, order),
+        None => false,
+    }
 }
 
 /// `f` of the registry's current table (or one that was current during this call).
@@ -266,4 +347,66 @@ pub(super) fn forget(uid: u64) {
         // nothing here depends on that.
         drop(held);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Registry;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Memo hits on this thread that compared strings.
+        pub(super) static CONTENT_CHECKS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn checks() -> u64 {
+        CONTENT_CHECKS.with(Cell::get)
+    }
+
+    #[test]
+    fn literal_call_sites_hit_without_comparing_strings_and_others_compare() {
+        let registry = Registry::default();
+        let first = registry.counter("memo.fixed", &[("status", "200"), ("method", "GET")]);
+        let before = checks();
+        for _ in 0..10 {
+            let again = registry.counter("memo.fixed", &[("status", "200"), ("method", "GET")]);
+            again.increment();
+        }
+        let fixed = cfg!(all(target_os = "linux", target_pointer_width = "64"));
+        assert_eq!(checks() - before, if fixed { 0 } else { 10 });
+        assert_eq!(first.count(), 10.0);
+
+        // The same text from the heap: each hit compares it.
+        let (name, status) = (String::from("memo.fixed"), String::from("200"));
+        let tags = [("status", status.as_str()), ("method", "GET")];
+        registry.counter(&name, &tags).increment();
+        let before = checks();
+        for _ in 0..10 {
+            registry.counter(&name, &tags).increment();
+        }
+        assert_eq!(checks() - before, 10);
+        assert_eq!(first.count(), 21.0);
+    }
+
+    #[test]
+    fn a_reused_heap_address_with_other_text_is_another_meter() {
+        let registry = Registry::default();
+        let mut value = String::from("aaa");
+        let at = value.as_ptr();
+        for next in ["bbb", "ccc", "ddd"] {
+            registry
+                .counter("memo.reused", &[("k", value.as_str())])
+                .increment();
+            // Same buffer, same length, other text.
+            value.replace_range(.., next);
+            assert_eq!(value.as_ptr(), at);
+        }
+        for v in ["aaa", "bbb", "ccc"] {
+            assert_eq!(
+                registry.counter("memo.reused", &[("k", v)]).count(),
+                1.0,
+                "{v}"
+            );
+        }
+    }
 }

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use table::Table;
 
+mod fixed;
 mod local;
 mod table;
 
@@ -342,6 +343,21 @@ impl Registry {
 
     /// As [`Registry::meter`], a new meter's core made by `make` (other settings).
     fn meter_made<M: MeterKind>(
+        &self,
+        name: &str,
+        tags: &[(&str, &str)],
+        make: impl FnOnce(&Arc<dyn Clock>) -> M::Core,
+    ) -> M {
+        match local::remembered(self, name, tags) {
+            Some(m) => m,
+            None => self.meter_looked_up(name, tags, make),
+        }
+    }
+
+    /// [`meter_made`](Registry::meter_made) when the memo did not know the meter: out of
+    /// line, so that the memo's path stays small where it is inlined.
+    #[inline(never)]
+    fn meter_looked_up<M: MeterKind>(
         &self,
         name: &str,
         tags: &[(&str, &str)],
