@@ -40,6 +40,7 @@ struct Held {
 }
 
 /// A lookup that a full lookup answered, for the call sites whose strings map to this slot.
+#[repr(align(64))]
 struct Memo {
     /// The number of the held table `entry` is in (0: empty slot).
     held: u64,
@@ -55,20 +56,28 @@ struct Memo {
 }
 
 /// The name and tags slices of a call site whose strings are all fixed (see `fixed`): the
-/// same slices (address and length) are the same strings. Null `name`: none.
+/// same slices (address and length) are the same strings. Null `name`: none. Lengths are
+/// kept in 32 bits (a memo is then one cache line); a slice longer than that is never kept,
+/// and its length reads as `u32::MAX`, so it never matches a kept one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct FixedSite {
     name: *const u8,
-    name_len: usize,
     tags: *const (&'static str, &'static str),
-    tags_len: usize,
+    name_len: u32,
+    tags_len: u32,
+}
+
+/// `len` in 32 bits, `u32::MAX` for any length that does not fit.
+#[inline]
+fn len32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl FixedSite {
     const NONE: FixedSite = FixedSite {
         name: std::ptr::null(),
-        name_len: 0,
         tags: std::ptr::null(),
+        name_len: 0,
         tags_len: 0,
     };
 
@@ -78,9 +87,9 @@ impl FixedSite {
     fn of(name: &str, tags: &[(&str, &str)]) -> FixedSite {
         FixedSite {
             name: name.as_ptr(),
-            name_len: name.len(),
             tags: tags.as_ptr().cast(),
-            tags_len: tags.len(),
+            name_len: len32(name.len()),
+            tags_len: len32(tags.len()),
         }
     }
 
@@ -89,8 +98,9 @@ impl FixedSite {
         let all_fixed = is_fixed_str(name)
             && is_fixed(tags.as_ptr().cast(), std::mem::size_of_val(tags))
             && tags.iter().all(|(k, v)| is_fixed_str(k) && is_fixed_str(v));
-        if all_fixed {
-            FixedSite::of(name, tags)
+        let site = FixedSite::of(name, tags);
+        if all_fixed && site.name_len != u32::MAX && site.tags_len != u32::MAX {
+            site
         } else {
             FixedSite::NONE
         }
@@ -103,6 +113,10 @@ const HELD: usize = 4;
 const MEMOS: usize = 64;
 /// Lookups with more tags are not memoised.
 const MEMO_TAGS: usize = 8;
+
+// A memo is one cache line.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Memo>() == 64);
 
 struct Local {
     held: [Option<Held>; HELD],
@@ -151,7 +165,7 @@ impl Local {
 }
 
 thread_local! {
-    /// Boxed, so that threads that never look a meter up carry one pointer, not 2 KB.
+    /// Boxed, so that threads that never look a meter up carry one pointer, not 4 KB.
     static LOCAL: RefCell<Option<Box<Local>>> = const { RefCell::new(None) };
 }
 
