@@ -306,6 +306,15 @@ impl Adder {
     #[cold]
     #[inline(never)]
     fn increment_slow(&self, mut state: *mut Cells, me: u64) {
+        if me == 0 {
+            // A thread whose thread-locals are gone owns nothing: it adds where it can.
+            let base = match self.striped(state) {
+                Some(cells) => &cells[0].count,
+                None => &self.count,
+            };
+            base.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         loop {
             if let Some(cells) = self.striped(state) {
                 return increment_cell(cells, me);
