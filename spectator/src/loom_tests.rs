@@ -142,9 +142,13 @@ fn bounded() -> loom::model::Builder {
 /// loom's search sees the poll's accesses conflict with the writers'); whatever the
 /// interleaving, the poll and a last take after all three finish see `expected` in all.
 /// `home` sets each writer's home cell first (`None`: the round-robin one); `writes` are the
-/// writers' adds.
-fn adds_racing_a_poll(home: Option<usize>, writes: [fn(&Adder); 2], expected: f64) {
+/// writers' adds; `striped` allocates the cells first (with an add of 1 that `expected`
+/// counts).
+fn adds_racing_a_poll(home: Option<usize>, writes: [fn(&Adder); 2], expected: f64, striped: bool) {
     let adder = Arc::new(Adder::new());
+    if striped {
+        adder.add_striped::<Sum>(1.0);
+    }
     let writers: Vec<_> = writes
         .into_iter()
         .map(|write| {
@@ -172,14 +176,14 @@ fn adds_racing_a_poll(home: Option<usize>, writes: [fn(&Adder); 2], expected: f6
 /// one of them switches the adder to cells, racing the poll's reset.
 #[test]
 fn loom_adder_adds_racing_a_poll_are_taken_exactly_once() {
-    bounded().check(|| adds_racing_a_poll(None, [|a| a.add(1.0), |a| a.add(2.0)], 3.0));
+    bounded().check(|| adds_racing_a_poll(None, [|a| a.add(1.0), |a| a.add(2.0)], 3.0, false));
 }
 
 /// The same for increments, which have their own (integer) lane: the first writer takes the
 /// free base, the second takes it over from the first (or collides with it and stripes it).
 #[test]
 fn loom_adder_increments_racing_a_poll_are_taken_exactly_once() {
-    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, Adder::increment], 2.0));
+    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, Adder::increment], 2.0, false));
 }
 
 /// Two increments per writer: after taking the base (or claiming a cell) a writer adds with
@@ -190,13 +194,13 @@ fn loom_adder_owned_increments_racing_a_takeover_and_a_poll_are_taken_exactly_on
         a.increment();
         a.increment();
     };
-    bounded().check(move || adds_racing_a_poll(None, [twice, twice], 4.0));
+    bounded().check(move || adds_racing_a_poll(None, [twice, twice], 4.0, false));
 }
 
 /// An increment and an add: a take sums both lanes.
 #[test]
 fn loom_adder_both_lanes_racing_a_poll_are_taken_exactly_once() {
-    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, |a| a.add(2.0)], 3.0));
+    bounded().check(|| adds_racing_a_poll(None, [Adder::increment, |a| a.add(2.0)], 3.0, false));
 }
 
 /// Two writers that collided on the base: both allocate the cells at once (the loser frees its
@@ -209,8 +213,21 @@ fn loom_adder_cells_allocated_by_two_threads_at_once_lose_nothing() {
             Some(0),
             [|a| a.add_striped::<Sum>(1.0), |a| a.add_striped::<Sum>(2.0)],
             3.0,
+            false,
         )
     });
+}
+
+/// Striped, two writers incrementing from one home cell: each takes the cell's claim, or
+/// takes it over from the other (adding with a compare-and-swap), or collides and moves on,
+/// while the poll takes the cells.
+#[test]
+fn loom_adder_claims_of_one_home_cell_lose_nothing() {
+    let twice: fn(&Adder) = |a| {
+        a.increment();
+        a.increment();
+    };
+    bounded().check(move || adds_racing_a_poll(Some(0), [twice, twice], 5.0, true));
 }
 
 /// One registered meter, as the handshake sees it.
