@@ -405,6 +405,36 @@ fn handles_from_every_thread_and_every_registration_share_one_meter() {
 }
 
 #[test]
+fn one_counter_incremented_by_two_threads_while_polled_loses_nothing() {
+    let (registry, _) = registry();
+    let recorder = SpectatorRecorder::new(registry.clone());
+    let key = Key::from_parts("jobs.bytes", vec![]);
+    let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    let counter = recorder.register_counter(&key, &meta);
+    const N: u64 = 200_000;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut polled = 0.0;
+    std::thread::scope(|s| {
+        for amount in [1, 3] {
+            let (counter, done) = (&counter, &done);
+            s.spawn(move || {
+                for _ in 0..N {
+                    counter.increment(amount);
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Release);
+            });
+        }
+        // Polls race the increments (and the switch to cells once the threads collide).
+        while done.load(std::sync::atomic::Ordering::Acquire) < 2 {
+            polled += value(&poll(&registry), "jobs.bytes:statistic=count").unwrap_or(0.0);
+            std::thread::yield_now();
+        }
+    });
+    polled += value(&poll(&registry), "jobs.bytes:statistic=count").unwrap_or(0.0);
+    assert_eq!(polled, (4 * N) as f64);
+}
+
+#[test]
 fn recorders_over_different_registries_stay_apart_on_one_thread() {
     let (a, _) = registry();
     let (b, _) = registry();

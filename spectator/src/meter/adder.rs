@@ -285,39 +285,45 @@ impl Adder {
     /// Adds 1. By the thread that owns the base (or its home cell), one `fetch_add`.
     #[inline]
     pub(crate) fn increment(&self) {
+        self.add_count(1);
+    }
+
+    /// Adds `n` to the [`Count`] lane, as [`increment`](Adder::increment) adds 1.
+    #[inline]
+    pub(crate) fn add_count(&self, n: u64) {
         let state = self.state.load(Ordering::Acquire);
         let me = token();
         if state == owned_by(me) {
-            self.count.fetch_add(1, Ordering::Relaxed);
+            self.count.fetch_add(n, Ordering::Relaxed);
             return;
         }
         if let Some(cells) = self.striped(state) {
             let cell = &cells[home()];
             if cell.claim.load(Ordering::Relaxed) == me {
-                cell.count.fetch_add(1, Ordering::Relaxed);
+                cell.count.fetch_add(n, Ordering::Relaxed);
                 return;
             }
         }
-        self.increment_slow(state, me);
+        self.add_count_slow(state, me, n);
     }
 
-    /// An increment by a thread that owns neither the base nor its home cell (see the module
-    /// docs).
+    /// An add to the [`Count`] lane by a thread that owns neither the base nor its home cell
+    /// (see the module docs).
     #[cold]
     #[inline(never)]
-    fn increment_slow(&self, mut state: *mut Cells, me: u64) {
+    fn add_count_slow(&self, mut state: *mut Cells, me: u64, n: u64) {
         if me == 0 {
             // A thread whose thread-locals are gone owns nothing: it adds where it can.
             let base = match self.striped(state) {
                 Some(cells) => &cells[0].count,
                 None => &self.count,
             };
-            base.fetch_add(1, Ordering::Relaxed);
+            base.fetch_add(n, Ordering::Relaxed);
             return;
         }
         loop {
             if let Some(cells) = self.striped(state) {
-                return increment_cell(cells, me);
+                return add_to_cell(cells, me, n);
             }
             // Free, or another thread's: make it this thread's.
             match self.state.compare_exchange(
@@ -329,12 +335,13 @@ impl Adder {
                 Ok(_) => break,
                 Err(now) if is_striped(now) => state = now,
                 // Another thread took it at the same moment.
-                Err(_) => return increment_cell(self.cells_or_install(), me),
+                Err(_) => return add_to_cell(self.cells_or_install(), me, n),
             }
         }
         if state.is_null() {
-            // No thread had incremented: none can be adding to the base with `fetch_add`.
-            self.count.fetch_add(1, Ordering::Relaxed);
+            // No thread had added (but a thread without thread-locals, which adds without
+            // owning): none can be adding to the base with `fetch_add`.
+            self.count.fetch_add(n, Ordering::Relaxed);
             return;
         }
         // Taken from another thread, which may be adding right now: a compare-and-swap
@@ -342,12 +349,12 @@ impl Adder {
         let cur = self.count.load(Ordering::Relaxed);
         if let Err(actual) = self.count.compare_exchange(
             cur,
-            Count::plus(cur, 1),
+            Count::plus(cur, n),
             Ordering::Relaxed,
             Ordering::Relaxed,
         ) {
-            if !self.add_after_failed_base::<Count>(actual, 1) {
-                increment_cell(self.cells_or_install(), me);
+            if !self.add_after_failed_base::<Count>(actual, n) {
+                add_to_cell(self.cells_or_install(), me, n);
             }
         }
     }
@@ -487,13 +494,13 @@ impl Adder {
     }
 }
 
-/// An increment into the calling thread's home cell, by a thread that does not hold its
-/// claim: it takes the claim, and if another thread held it, adds with a compare-and-swap,
-/// which fails if that thread is adding there at the same moment; then it adds with
-/// `fetch_add` and moves its home to the next cell (see the module docs).
+/// An add of `n` to the calling thread's home cell's count, by a thread that does not hold
+/// its claim: it takes the claim, and if another thread held it, adds with a
+/// compare-and-swap, which fails if that thread is adding there at the same moment; then it
+/// adds with `fetch_add` and moves its home to the next cell (see the module docs).
 #[cold]
 #[inline(never)]
-fn increment_cell(cells: &Cells, me: u64) {
+fn add_to_cell(cells: &Cells, me: u64, n: u64) {
     let i = home();
     let cell = &cells[i];
     let holder = cell.claim.swap(me, Ordering::Relaxed);
@@ -503,7 +510,7 @@ fn increment_cell(cells: &Cells, me: u64) {
             .count
             .compare_exchange(
                 cur,
-                Count::plus(cur, 1),
+                Count::plus(cur, n),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             )
@@ -513,7 +520,7 @@ fn increment_cell(cells: &Cells, me: u64) {
         }
         set_home((i + 1) % STRIPES);
     }
-    cell.count.fetch_add(1, Ordering::Relaxed);
+    cell.count.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Default for Adder {

@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::id::{Id, Stat};
 use crate::measurement::Measurement;
+use crate::meter::adder::Adder;
 use crate::meter::{push, Meter, MeterKind, Poll};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,8 +17,9 @@ pub(crate) struct FacadeCounter(pub(crate) Arc<CounterCore>);
 /// previous poll saw.
 #[derive(Default)]
 pub(crate) struct CounterCore {
-    /// Sum of `increment(n)` since the last poll.
-    increments: AtomicU64,
+    /// Sum of `increment(n)` since the last poll: the counter's adder, so a facade counter
+    /// that several threads increment at once spreads over cells as a `Counter` does.
+    increments: Adder,
     /// The last `absolute(v)`; meaningful once `has_absolute` is set.
     absolute: AtomicU64,
     has_absolute: AtomicBool,
@@ -50,8 +52,7 @@ impl Meter for CounterCore {
     }
 
     fn measure(&self, id: &Id, poll: &Poll, out: &mut Vec<Measurement>) -> u64 {
-        let increments = self.increments.swap(0, Ordering::Relaxed);
-        let delta = increments as f64 + self.take_absolute() as f64;
+        let delta = self.increments.take() + self.take_absolute() as f64;
         let pushed = push(out, id, Stat::Count, delta);
         // A counter fed by `absolute` keeps its base: expiring it would lose the next increase.
         if pushed || self.has_absolute.load(Ordering::Relaxed) {
@@ -76,7 +77,7 @@ impl MeterKind for FacadeCounter {
 impl metrics::CounterFn for CounterCore {
     #[inline]
     fn increment(&self, value: u64) {
-        self.increments.fetch_add(value, Ordering::Relaxed);
+        self.increments.add_count(value);
     }
 
     #[inline]
