@@ -32,7 +32,7 @@
 //! build alone takes minutes on two cores); there, the stress tests of `tests/concurrency.rs`
 //! and `meter::stats`' own tests cover the same paths by brute force.
 
-use crate::meter::adder::{set_home, Adder, Sum};
+use crate::meter::adder::{set_home, Adder};
 use crate::sync::retire::{handle_is_live, try_retire_all};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -147,7 +147,7 @@ fn bounded() -> loom::model::Builder {
 fn adds_racing_a_poll(home: Option<usize>, writes: [fn(&Adder); 2], expected: f64, striped: bool) {
     let adder = Arc::new(Adder::new());
     if striped {
-        adder.add_striped::<Sum>(1.0);
+        adder.add_striped(1.0);
     }
     let writers: Vec<_> = writes
         .into_iter()
@@ -211,7 +211,7 @@ fn loom_adder_cells_allocated_by_two_threads_at_once_lose_nothing() {
     bounded().check(|| {
         adds_racing_a_poll(
             Some(0),
-            [|a| a.add_striped::<Sum>(1.0), |a| a.add_striped::<Sum>(2.0)],
+            [|a| a.add_striped(1.0), |a| a.add_striped(2.0)],
             3.0,
             false,
         )

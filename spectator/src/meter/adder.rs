@@ -14,13 +14,13 @@
 //!
 //! # Two lanes, and who owns the base
 //!
-//! An adder keeps two sums ("lanes"): whole increments as an integer ([`Count`]) and other
-//! amounts as `f64` bits ([`Sum`]). A take adds them up.
+//! An adder keeps two sums ("lanes"): whole increments as an integer (the count lane) and
+//! other amounts as `f64` bits (the sum lane). A take adds them up.
 //!
-//! A `Sum` add is a compare-and-swap on the base; one that fails because another thread added
+//! A sum add is a compare-and-swap on the base; one that fails because another thread added
 //! in between is the collision that allocates the cells.
 //!
-//! A `Count` add, the hot one (`increment()`, `#[counted]`), is a `fetch_add`, which cannot
+//! A count add, the hot one (`increment()`, `#[counted]`), is a `fetch_add`, which cannot
 //! fail and so cannot notice another thread. The adder's `state` word names the thread that
 //! may add that way: its token (odd; see [`token`]). Another thread first makes the base its
 //! own with a compare-and-swap on `state`, then adds with a compare-and-swap on the base: if
@@ -180,55 +180,10 @@ pub(crate) struct Cell {
 
 type Cells = [Cell; STRIPES];
 
-/// One of an [`Adder`]'s two sums: which atomics hold it and how a value is added to their
-/// bits.
-pub(crate) trait Lane {
-    /// What an add adds.
-    type Value: Copy;
-    /// The lane's atomic in the adder itself.
-    fn base(adder: &Adder) -> &AtomicU64;
-    /// The lane's atomic in a cell.
-    fn cell(cell: &Cell) -> &AtomicU64;
-    /// The bits of the lane's sum `bits` plus `v`.
-    fn plus(bits: u64, v: Self::Value) -> u64;
-}
-
-/// Whole increments, as a `u64`.
-pub(crate) struct Count;
-
-/// Any other amount, as `f64` bits (0 is +0.0).
-pub(crate) struct Sum;
-
-impl Lane for Count {
-    type Value = u64;
-    #[inline]
-    fn base(adder: &Adder) -> &AtomicU64 {
-        &adder.count
-    }
-    #[inline]
-    fn cell(cell: &Cell) -> &AtomicU64 {
-        &cell.count
-    }
-    #[inline]
-    fn plus(bits: u64, v: u64) -> u64 {
-        bits.wrapping_add(v)
-    }
-}
-
-impl Lane for Sum {
-    type Value = f64;
-    #[inline]
-    fn base(adder: &Adder) -> &AtomicU64 {
-        &adder.sum
-    }
-    #[inline]
-    fn cell(cell: &Cell) -> &AtomicU64 {
-        &cell.sum
-    }
-    #[inline]
-    fn plus(bits: u64, v: f64) -> u64 {
-        (f64::from_bits(bits) + v).to_bits()
-    }
+/// The bits of the `f64` sum `bits` plus `v`.
+#[inline]
+fn plus(bits: u64, v: f64) -> u64 {
+    (f64::from_bits(bits) + v).to_bits()
 }
 
 /// Whether `state` points to cells (a token is odd, a `Box<Cells>` even and non-null).
@@ -247,10 +202,10 @@ fn owned_by(token: u64) -> *mut Cells {
 /// while uncontended, [`STRIPES`] cache-line-sized cells once threads collide on it. 24 bytes
 /// until then.
 pub(crate) struct Adder {
-    /// The [`Count`] lane's base: the increments made while no cells existed, and those that
+    /// The count lane's base: the increments made while no cells existed, and those that
     /// raced the cells' allocation.
     count: AtomicU64,
-    /// The [`Sum`] lane's base.
+    /// The sum lane's base (`f64` bits; 0 is +0.0).
     sum: AtomicU64,
     /// Null: no thread has incremented yet. Odd: the token of the thread that increments the
     /// base with `fetch_add`. Otherwise the cells (a `Box<Cells>`, never replaced until drop).
@@ -288,7 +243,7 @@ impl Adder {
         self.add_count(1);
     }
 
-    /// Adds `n` to the [`Count`] lane, as [`increment`](Adder::increment) adds 1.
+    /// Adds `n` to the count lane, as [`increment`](Adder::increment) adds 1.
     #[inline]
     pub(crate) fn add_count(&self, n: u64) {
         let state = self.state.load(Ordering::Acquire);
@@ -307,7 +262,7 @@ impl Adder {
         self.add_count_slow(state, me, n);
     }
 
-    /// An add to the [`Count`] lane by a thread that owns neither the base nor its home cell
+    /// An add to the count lane by a thread that owns neither the base nor its home cell
     /// (see the module docs).
     #[cold]
     #[inline(never)]
@@ -349,11 +304,11 @@ impl Adder {
         let cur = self.count.load(Ordering::Relaxed);
         if let Err(actual) = self.count.compare_exchange(
             cur,
-            Count::plus(cur, n),
+            cur.wrapping_add(n),
             Ordering::Relaxed,
             Ordering::Relaxed,
         ) {
-            if !self.add_after_failed_base::<Count>(actual, n) {
+            if !add_after_failed_base(&self.count, actual, |bits| bits.wrapping_add(n)) {
                 add_to_cell(self.cells_or_install(), me, n);
             }
         }
@@ -366,56 +321,34 @@ impl Adder {
         if !is_striped(state) {
             let cur = self.sum.load(Ordering::Relaxed);
             // Strong: a weak one could fail spuriously and stripe an uncontended adder.
-            match self.sum.compare_exchange(
-                cur,
-                Sum::plus(cur, v),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .sum
+                .compare_exchange(cur, plus(cur, v), Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(actual) => {
-                    if self.add_after_failed_base::<Sum>(actual, v) {
+                    if add_after_failed_base(&self.sum, actual, |bits| plus(bits, v)) {
                         return;
                     }
                 }
             }
         }
-        self.add_striped::<Sum>(v);
+        self.add_striped(v);
     }
 
-    /// The compare-and-swap on the lane's base failed, finding `actual`. A 0 there is a
-    /// poll's reset (adds only ever raise a sum): retry on the base rather than allocate
-    /// cells for an adder with one writer. Returns whether the add is done.
-    #[cold]
-    #[inline(never)]
-    fn add_after_failed_base<L: Lane>(&self, mut actual: u64, v: L::Value) -> bool {
-        while actual == 0 {
-            match L::base(self).compare_exchange(
-                0,
-                L::plus(0, v),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(a) => actual = a,
-            }
-        }
-        false
-    }
-
-    /// Adds `v` to the calling thread's home cell with a compare-and-swap, allocating the
-    /// cells if needed. A thread whose compare-and-swap fails there shares the cell with
+    /// Adds `v` to the `f64` sum of the calling thread's home cell with a compare-and-swap,
+    /// allocating the cells if needed. A thread whose compare-and-swap fails there shares the cell with
     /// another thread: it moves on to the next cell and makes that its home. (The model checks
     /// call it directly, as after a collision on the base.)
     #[inline(never)]
-    pub(crate) fn add_striped<L: Lane>(&self, v: L::Value) {
+    pub(crate) fn add_striped(&self, v: f64) {
         let cells = self.cells_or_install();
         let home = home();
         let mut i = home;
         loop {
-            let c = L::cell(&cells[i]);
+            let c = &cells[i].sum;
             let cur = c.load(Ordering::Relaxed);
-            if c.compare_exchange_weak(cur, L::plus(cur, v), Ordering::Relaxed, Ordering::Relaxed)
+            if c.compare_exchange_weak(cur, plus(cur, v), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
                 if i != home {
@@ -494,6 +427,21 @@ impl Adder {
     }
 }
 
+/// The compare-and-swap on a base (`count` or `sum`) failed, finding `actual`. A 0 there is
+/// a poll's reset (adds only ever raise a sum): retry on the base, adding with `plus`, rather
+/// than allocate cells for an adder with one writer. Returns whether the add is done.
+#[cold]
+#[inline(never)]
+fn add_after_failed_base(base: &AtomicU64, mut actual: u64, plus: impl Fn(u64) -> u64) -> bool {
+    while actual == 0 {
+        match base.compare_exchange(0, plus(0), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(a) => actual = a,
+        }
+    }
+    false
+}
+
 /// An add of `n` to the calling thread's home cell's count, by a thread that does not hold
 /// its claim: it takes the claim, and if another thread held it, adds with a
 /// compare-and-swap, which fails if that thread is adding there at the same moment; then it
@@ -510,7 +458,7 @@ fn add_to_cell(cells: &Cells, me: u64, n: u64) {
             .count
             .compare_exchange(
                 cur,
-                Count::plus(cur, n),
+                cur.wrapping_add(n),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             )
@@ -577,11 +525,11 @@ mod tests {
         let a = Adder::new();
         a.add(1.0);
         a.increment();
-        a.add_striped::<Sum>(2.0); // as after a collision: allocates the cells
+        a.add_striped(2.0); // as after a collision: allocates the cells
         assert!(a.is_striped());
         a.add(4.0); // goes to a cell now
         a.increment();
-        a.add_striped::<Count>(3);
+        add_to_cell(a.cells().unwrap(), token(), 3);
         assert_eq!(a.sum.load(Ordering::Relaxed), 1f64.to_bits());
         assert_eq!(a.count.load(Ordering::Relaxed), 1);
         assert_eq!(a.sum(), 12.0);
@@ -616,7 +564,7 @@ mod tests {
     #[test]
     fn a_home_cell_is_claimed_and_an_idle_claim_taken_over() {
         let a = Adder::new();
-        a.add_striped::<Sum>(0.5); // as after a collision: allocates the cells
+        a.add_striped(0.5); // as after a collision: allocates the cells
         let cells = a.cells().unwrap();
         let i = home();
         a.increment(); // claims the home cell
@@ -645,7 +593,7 @@ mod tests {
         use std::sync::atomic::AtomicBool;
         use std::time::{Duration, Instant};
         let a = Adder::new();
-        a.add_striped::<Sum>(0.5);
+        a.add_striped(0.5);
         let (moved, start) = (AtomicBool::new(false), std::sync::Barrier::new(2));
         let deadline = Instant::now() + Duration::from_secs(20);
         let added: u64 = std::thread::scope(|s| {
